@@ -1,0 +1,120 @@
+"""`synthmix <verb>`: the stage verbs dvc.yaml calls, and the tools users run by hand.
+
+Each verb validates params.yaml first (nothing is written when it is invalid), then dispatches to
+the module that does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Callable
+
+from synthmix import __version__
+
+#: verb -> (module, whether it takes --iteration, one-line help, longer description)
+VERBS: dict[str, tuple[str, bool, str, str]] = {
+    "prepare": (
+        "synthmix.prepare", False, "write every task's external train/test data",
+        "Generate the built-in task families' train and test splits (seeded) into data/external/ "
+        "and record each task's trivial baseline in metrics/external.json.",
+    ),
+    "tokenizer": (
+        "synthmix.tokenizer", False, "train the byte-level BPE tokenizer",
+        "Train a byte-level BPE on the external training data and save it as a transformers "
+        "tokenizer under models/tokenizer/.",
+    ),
+    "generate": (
+        "synthmix.generate", True, "sample synthetic data from the previous iteration's model",
+        "Sample synthetic training data for ITERATION from models/iter<ITERATION-1> at "
+        "generate.temperature / generate.top_p (answers or instances mode) into "
+        "data/synthetic/raw/iter<ITERATION>/, with the generating model and sampling params recorded.",
+    ),
+    "validate": (
+        "synthmix.validation", True, "check a generated set with great-expectations",
+        "Run each task's great-expectations suite on data/synthetic/raw/iter<ITERATION>/, write the "
+        "report to metrics/validation/, and apply validate.on_invalid (keep, drop or fail).",
+    ),
+    "mix": (
+        "synthmix.mixing", True, "build an iteration's training set at synthetic proportion `ratio`",
+        "Mix external and synthetic data for ITERATION (0: external only) in mix.mode "
+        "(replace or accumulate) into data/mixed/iter<ITERATION>/; exact counts go to metrics/mix/.",
+    ),
+    "train": (
+        "synthmix.train", True, "fine-tune one model per task with accelerate",
+        "Fine-tune every task's model of ITERATION on data/mixed/iter<ITERATION>/ (iteration 0 from the "
+        "base model, later ones per train.init), saving safetensors checkpoints to models/iter<ITERATION>/ "
+        "and loss curves (dvclive) to metrics/train/.",
+    ),
+    "evaluate": (
+        "synthmix.evaluation", True, "score, calibration (ECE) and diversity of an iteration's models",
+        "Evaluate every task's model of ITERATION on the external test split: task score, ECE (each of "
+        "evaluate.ece_bins) with reliability data, Self-BLEU and Distinct-1/2 of sampled generations; "
+        "predictions go to data/predictions/, metrics to metrics/iter<ITERATION>.json.",
+    ),
+    "gate": (
+        "synthmix.gate", True, "the paper's ECE early-warning check after an iteration",
+        "Compare ITERATION's ECE and score with iteration 0's; flag a rise of ECE beyond "
+        "gate.ece_relative_rise, or 'silent drift'. In gate.mode=halt a flag stops the pipeline "
+        "(exit 3) before the next iteration, with what to change.",
+    ),
+    "summary": (
+        "synthmix.summary", False, "score and ECE of every iteration against iteration 0",
+        "Collect metrics/iterations/*.json into metrics/summary.json (deltas against iteration 0, gate "
+        "flags) and metrics/curves/ (the per-task curves `dvc plots show` draws).",
+    ),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synthmix",
+        description="How much self-generated training data can a language model take? The stage verbs "
+        "of the synthmix DVC pipeline (dvc.yaml calls them; `dvc exp run` runs them in order).",
+        epilog="Typical use: dvc exp run -S ratio=0.2   (see README.md)",
+    )
+    parser.add_argument("--version", action="version", version=f"synthmix {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, (_, iterative, short, long) in VERBS.items():
+        p = sub.add_parser(verb, help=short, description=long)
+        p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+        if iterative:
+            p.add_argument("--iteration", type=int, required=True, metavar="N", help="iteration number (0 = baseline)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from synthmix.params import ParamsError, load_params
+
+    try:
+        params = load_params(args.params)
+    except ParamsError as err:
+        print(f"synthmix {args.verb}: {err}", file=sys.stderr)
+        return 2
+    module_name, iterative, _, _ = VERBS[args.verb]
+    run: Callable[..., object] = importlib.import_module(module_name).run
+    started = time.perf_counter()
+    try:
+        if iterative:
+            if args.iteration < 0 or args.iteration > len(params.iterations):
+                print(
+                    f"synthmix {args.verb}: --iteration {args.iteration} is outside 0..{len(params.iterations)} "
+                    f"(params.yaml lists {len(params.iterations)} iterations)",
+                    file=sys.stderr,
+                )
+                return 2
+            code = run(params, args.iteration)
+        else:
+            code = run(params)
+    except KeyboardInterrupt:
+        print(f"synthmix {args.verb}: interrupted; finished outputs are kept, rerun to continue", file=sys.stderr)
+        return 130
+    print(f"synthmix {args.verb}: done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Stage `evaluate`: score every task's model of an iteration on the external test split.
+
+Per task: the task score (the family's own rules), ECE at each of `evaluate.ece_bins` with its
+reliability-diagram rows, and the diversity (Self-BLEU, Distinct-1/2) of completions sampled at
+the generation temperature. Every test example's prediction, gold answer, correctness and
+confidence goes to data/predictions/ for error analysis.
+
+Confidence: for multiple choice, the softmax over the choices' length-normalised log-likelihoods,
+max taken; for generated answers, the geometric mean of the probabilities of the greedy
+completion's tokens (see `inference.Generation`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from synthmix import inference, metrics, modeling, paths
+from synthmix.params import Params
+from synthmix.records import read_jsonl, write_json, write_jsonl
+from synthmix.tasks import Example, TaskFamily, get_task
+
+
+def _softmax(xs: list[float]) -> list[float]:
+    top = max(xs)
+    exps = [math.exp(x - top) for x in xs]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def predict(model, tokenizer, task: TaskFamily, examples: list[Example], batch_size: int, desc: str) -> tuple[list[str], list[float]]:
+    """The model's answer text and its confidence for every example."""
+    prompts = [ex["prompt"] for ex in examples]
+    if task.kind == "choice":
+        options = [task.choices(ex) for ex in examples]
+        loglik = inference.choice_logprobs(model, tokenizer, prompts, options, batch_size=batch_size, desc=desc)
+        probs = [_softmax(row) for row in loglik]
+        picks = [max(range(len(p)), key=p.__getitem__) for p in probs]
+        return [opts[k] for opts, k in zip(options, picks)], [p[k] for p, k in zip(probs, picks)]
+    gens = inference.generate(
+        model, tokenizer, prompts, max_new_tokens=task.max_new_tokens, batch_size=batch_size, desc=desc
+    )
+    return [g.text for g in gens], [g.confidence for g in gens]
+
+
+def diversity(texts: list[str], max_samples: int, seed: int) -> dict[str, float]:
+    """Self-BLEU and Distinct-1/2 of a set of generations."""
+    bleu = metrics.load("self_bleu").compute(predictions=texts, max_samples=max_samples, seed=seed)
+    distinct = metrics.load("distinct_n").compute(predictions=texts)
+    return {"self_bleu": bleu["self_bleu"], "distinct_1": distinct["distinct_1"], "distinct_2": distinct["distinct_2"]}
+
+
+def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dict[str, Any], list[dict], dict]:
+    """(metrics, per-example prediction rows, reliability rows per bin count) of one task."""
+    model = modeling.load_model(iteration, task.name)
+    tokenizer = modeling.load_tokenizer(paths.model(iteration, task.name))
+    examples = read_jsonl(paths.external(task.name, "test"))
+    cfg = params.evaluate
+    texts, confidences = predict(model, tokenizer, task, examples, cfg.batch_size, f"iter{iteration}/{task.name} answer")
+    scored = task.score(examples, texts)
+    summary = task.summarize(examples, scored)
+    correct = [int(s.correct) for s in scored]
+
+    result: dict[str, Any] = {"score": summary[task.score_name], **summary}
+    reliability = {}
+    ece = metrics.load("ece")
+    for n_bins in cfg.ece_bins:
+        out = ece.compute(confidences=confidences, correct=correct, n_bins=n_bins)
+        result[f"ece_{n_bins}"] = out["ece"]
+        reliability[n_bins] = out["reliability"]
+    result["ece"] = result[f"ece_{cfg.ece_bins[0]}"]  # the headline (10 bins by default)
+    result["mean_confidence"] = sum(confidences) / len(confidences)
+
+    # Diversity of what the model writes when sampling as it does for synthetic data.
+    sampled_on = examples[: cfg.diversity_samples]
+    samples = inference.generate(
+        model,
+        tokenizer,
+        [ex["prompt"] for ex in sampled_on],
+        max_new_tokens=task.max_new_tokens,
+        batch_size=params.generate.batch_size,
+        sample=True,
+        temperature=params.generate.temperature,
+        top_p=params.generate.top_p,
+        seed=params.seed + iteration,
+        desc=f"iter{iteration}/{task.name} sample",
+    )
+    result.update(diversity([g.text for g in samples], cfg.diversity_samples, params.seed))
+    result["n_test"] = len(examples)
+
+    rows = [
+        {
+            "id": ex["id"],
+            "prompt": ex["prompt"],
+            "gold": ex["completion"],
+            "prediction": text,
+            "extracted": s.extracted,
+            "correct": bool(s.correct),
+            "confidence": conf,
+            **{k: v for k, v in s.extra.items()},
+        }
+        for ex, text, s, conf in zip(examples, texts, scored, confidences)
+    ]
+    return result, rows, reliability
+
+
+def run(params: Params, iteration: int) -> None:
+    """Evaluate every task's model of `iteration`; write metrics, reliability data and predictions."""
+    scores: dict[str, Any] = {}
+    reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}
+    for name in params.tasks:
+        task = get_task(name)
+        result, rows, reliability = evaluate_task(params, iteration, task)
+        scores[name] = result
+        write_jsonl(paths.predictions(iteration, name), rows)
+        for n_bins, bins in reliability.items():
+            for b in bins:
+                if b["count"]:
+                    reliability_rows[n_bins].append({"task": name, "iteration": iteration, **b})
+        print(
+            f"iter{iteration}/{name}: {task.score_name}={result['score']:.3f} ECE={result['ece']:.3f} "
+            f"self-BLEU={result['self_bleu']:.3f} distinct-2={result['distinct_2']:.3f}"
+        )
+    write_json(paths.scores(iteration), scores)
+    for n_bins, rows in reliability_rows.items():
+        write_json(paths.reliability(iteration, n_bins), rows)

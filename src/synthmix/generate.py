@@ -1,0 +1,108 @@
+"""Stage `generate`: sample an iteration's synthetic training data from the previous model.
+
+Two modes (`generate.mode`):
+
+- ``answers`` (default): the model answers the external training prompts, and its sampled answer
+  replaces the gold one: self-training as in STaR, without STaR's correctness filter (the paper
+  applies no quality filtering). The prompts stay human-made; only answers are synthetic, which
+  is the setting the paper's degradation numbers describe.
+- ``instances``: the model writes whole new examples from a short task prefix, as Self-Instruct
+  does; the task family parses them back into its schema (unparseable ones are kept, flagged).
+
+Every sample records where it came from (generating model, sampling params, source prompt), and
+the set records the same in `meta.json`, so a synthetic dataset is traceable on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+from synthmix import gate, inference, modeling, paths
+from synthmix.params import Params
+from synthmix.records import read_jsonl, write_json, write_jsonl
+from synthmix.tasks import Example, TaskFamily, get_task
+
+#: extra generation budget in `instances` mode, where the model also writes the prompt
+INSTANCE_PROMPT_TOKENS = 96
+
+
+def checkpoint_digest(path: Path) -> str:
+    """SHA-256 of a checkpoint's weights: which exact model wrote a synthetic set."""
+    digest = hashlib.sha256()
+    for weights in sorted(path.glob("*.safetensors")):
+        with weights.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _answers(task: TaskFamily, external: list[Example], n: int, texts: list[str], origin: dict[str, Any]) -> list[Example]:
+    rows = []
+    for k, text in enumerate(texts):
+        source = external[k % len(external)]
+        rows.append({**source, "id": f"{task.name}-syn{origin['iteration']}-{k:06d}", "completion": text,
+                     "origin": {**origin, "source_id": source["id"]}})
+    return rows
+
+
+def _instances(task: TaskFamily, prefixes: list[str], texts: list[str], origin: dict[str, Any]) -> list[Example]:
+    rows = []
+    for k, (prefix, text) in enumerate(zip(prefixes, texts)):
+        parsed = task.parse_instance(prefix + text)
+        row = parsed if parsed is not None else {"prompt": prefix, "completion": text}
+        rows.append({**row, "id": f"{task.name}-syn{origin['iteration']}-{k:06d}",
+                     "origin": {**origin, "parsed": parsed is not None}})
+    return rows
+
+
+def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -> list[Example]:
+    """Sample `generate.size_factor` x (external train size) synthetic examples of `task`."""
+    cfg = params.generate
+    model_dir = paths.model(prev, task.name)
+    model = modeling.load_model(prev, task.name)
+    tokenizer = modeling.load_tokenizer(model_dir)
+    external = read_jsonl(paths.external(task.name, "train"))
+    n = round(cfg.size_factor * len(external))
+    origin = {"iteration": iteration, "model": str(model_dir), "model_sha256": checkpoint_digest(model_dir),
+              "mode": cfg.mode, "temperature": cfg.temperature, "top_p": cfg.top_p}
+    if cfg.mode == "answers":
+        prompts = [external[k % len(external)]["prompt"] for k in range(n)]
+        budget = task.max_new_tokens
+    else:
+        rng = random.Random(f"{task.name}:instances:{params.seed}:{iteration}")
+        prompts = [task.instance_prompt(rng) for _ in range(n)]
+        budget = task.max_new_tokens + INSTANCE_PROMPT_TOKENS
+    gens = inference.generate(
+        model, tokenizer, prompts, max_new_tokens=budget, batch_size=cfg.batch_size, sample=True,
+        temperature=cfg.temperature, top_p=cfg.top_p, seed=params.seed + 1000 * iteration,
+        desc=f"iter{iteration}/{task.name} sample",
+    )
+    texts = [g.text for g in gens]
+    if cfg.mode == "answers":
+        return _answers(task, external, n, texts, origin)
+    return _instances(task, prompts, texts, origin)
+
+
+def run(params: Params, iteration: int) -> int:
+    """Write data/synthetic/raw/iter<iteration>/<task>.jsonl for every task, plus meta.json."""
+    if iteration < 1:
+        raise ValueError("generate runs for iterations >= 1 (iteration 0 trains on external data only)")
+    prev = iteration - 1
+    halted = gate.enforce(params, prev)
+    if halted:
+        return halted
+    meta = {"iteration": iteration, "from_iteration": prev, "mode": params.generate.mode,
+            "temperature": params.generate.temperature, "top_p": params.generate.top_p,
+            "seed": params.seed, "tasks": {}}
+    for name in params.tasks:
+        task = get_task(name)
+        rows = generate_task(params, iteration, task, prev)
+        write_jsonl(paths.synthetic_raw(iteration, name), rows)
+        meta["tasks"][name] = {"samples": len(rows), "model": rows[0]["origin"]["model"] if rows else None,
+                               "model_sha256": rows[0]["origin"]["model_sha256"] if rows else None}
+        print(f"iter{iteration}/{name}: {len(rows)} synthetic samples ({params.generate.mode})")
+    write_json(paths.synthetic_raw(iteration, "x").parent / "meta.json", meta)
+    return 0

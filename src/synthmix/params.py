@@ -1,0 +1,210 @@
+"""params.yaml, parsed and validated once into typed objects.
+
+Every stage calls `load_params()` before doing any work, so a bad value stops the stage with a
+message that names the key and what is allowed, and nothing is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[int, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """A params.yaml section: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True, populate_by_name=True)
+
+
+class Iteration(Section):
+    """One self-training iteration; `prev` names the model it samples from and fine-tunes."""
+
+    id: Annotated[int, Field(ge=1)]
+    prev: Annotated[int, Field(ge=0)]
+
+
+class PrepareParams(Section):
+    """How the external (human-made) data is obtained."""
+
+    source: Literal["builtin"] = "builtin"
+    train_size: Positive = 2000
+    test_size: Positive = 200
+    #: per-task overrides, e.g. {code: {train_size: 1000}}
+    sizes: dict[str, dict[Literal["train_size", "test_size"], Positive]] = {}
+
+
+class TokenizerParams(Section):
+    """Byte-level BPE trained on the external training data (built-in models only)."""
+
+    vocab_size: Annotated[int, Field(ge=260, le=65536)] = 2048
+
+
+class TrainParams(Section):
+    """Fine-tuning (3 epochs in the paper), the same for iteration 0 and every later one."""
+
+    epochs: Annotated[float, Field(gt=0)] = 3
+    # Small batches: a 1M-parameter model needs the number of updates more than a large batch
+    # (math: 32% exact at batch 8 vs 17% at batch 16, both 3 epochs of 2000 examples).
+    batch_size: Positive = 8
+    gradient_accumulation_steps: Positive = 1
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 2e-3
+    warmup_ratio: Fraction = 0.05
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    max_length: Positive = 256
+    #: "no" | "bf16" | "fp16" - passed to accelerate
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    #: completion: loss on the answer only (the prompt is context); sequence: on prompt and answer,
+    #: which `generate.mode: instances` needs (the model must learn to write prompts too)
+    loss_on: Literal["completion", "sequence"] = "completion"
+    #: what iteration i>=1 fine-tunes: the previous iteration's model, or the base model again
+    init: Literal["previous", "base"] = "previous"
+    #: torch threads on CPU (0 = torch's default)
+    threads: Annotated[int, Field(ge=0)] = 0
+
+
+class GenerateParams(Section):
+    """Sampling synthetic data from the previous iteration's model."""
+
+    temperature: Annotated[float, Field(gt=0)] = 0.8
+    top_p: Annotated[float, Field(gt=0, le=1)] = 0.9
+    #: answers: the model answers the external training prompts (self-training, STaR without its
+    #: filter); instances: the model writes whole new examples (Self-Instruct)
+    mode: Literal["answers", "instances"] = "answers"
+    #: synthetic samples per task and iteration, as a multiple of the external train size
+    size_factor: Annotated[float, Field(gt=0, le=10)] = 1.0
+    batch_size: Positive = 256
+
+
+class ValidateParams(Section):
+    """What happens to generated samples that fail the great-expectations suite."""
+
+    on_invalid: Literal["keep", "drop", "fail"] = "keep"
+    max_duplicate_rate: Fraction = 0.5
+
+
+class MixParams(Section):
+    """replace: fixed-size training set, `ratio` of it synthetic; accumulate: external data kept
+    whole, synthetic data of every iteration so far added."""
+
+    mode: Literal["replace", "accumulate"] = "replace"
+
+
+class EvaluateParams(Section):
+    """Evaluation after every iteration."""
+
+    batch_size: Positive = 64
+    ece_bins: list[Annotated[int, Field(ge=2, le=1000)]] = [10, 15]
+    #: sampled generations per task for Self-BLEU / Distinct-N (Self-BLEU is capped at this count)
+    diversity_samples: Positive = 200
+    code_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    code_memory_mb: Annotated[int, Field(ge=32)] = 256
+
+
+class GateParams(Section):
+    """The paper's early-warning rule, checked after every iteration."""
+
+    mode: Literal["warn", "halt"] = "warn"
+    ece_relative_rise: Annotated[float, Field(gt=0)] = 0.5
+    ece_absolute_rise: Annotated[float, Field(gt=0)] = 0.05
+    score_flat: Annotated[float, Field(ge=0)] = 0.02
+
+
+LADDER = ("tiny", "small", "medium")
+
+
+class Params(Section):
+    """The whole params.yaml."""
+
+    ratio: Fraction = 0.2
+    seed: Annotated[int, Field(ge=0)] = 0
+    #: a ladder size (tiny|small|medium) or a Hugging Face model id / local checkpoint directory
+    model: str = "tiny"
+    tasks: list[str] = ["commonsense", "math", "factual", "reading", "code"]
+    #: keyed "iter1", "iter2", ...: dvc.yaml's foreach names its stages after the keys (generate@iter1)
+    iterations: dict[str, Iteration] = {f"iter{i}": Iteration(id=i, prev=i - 1) for i in (1, 2, 3)}
+    prepare: PrepareParams = PrepareParams()
+    tokenizer: TokenizerParams = TokenizerParams()
+    train: TrainParams = TrainParams()
+    generate: GenerateParams = GenerateParams()
+    # `validate` would shadow a pydantic method: the attribute is `validation`, the key `validate`
+    validation: ValidateParams = Field(default=ValidateParams(), alias="validate")
+    mix: MixParams = MixParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    gate: GateParams = GateParams()
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str]) -> list[str]:
+        from synthmix.tasks import task_names
+
+        known = task_names()
+        unknown = [t for t in tasks if t not in known]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; allowed: {known}")
+        if not tasks or len(set(tasks)) != len(tasks):
+            raise ValueError("must list each task at most once, and at least one")
+        return tasks
+
+    @model_validator(mode="after")
+    def _chained_iterations(self) -> Params:
+        # Iteration i must sample from the model of iteration i-1: the chain dvc.yaml builds.
+        for expected, (key, it) in enumerate(self.iterations.items(), start=1):
+            if key != f"iter{expected}" or it.id != expected or it.prev != expected - 1:
+                raise ValueError(
+                    f"iterations.{key} is {{id: {it.id}, prev: {it.prev}}}; expected "
+                    f"iter{expected}: {{id: {expected}, prev: {expected - 1}}} (iterations chain 1, 2, 3, ...)"
+                )
+        if self.generate.mode == "instances" and self.train.loss_on != "sequence":
+            raise ValueError(
+                "generate.mode: instances needs train.loss_on: sequence (a model trained on answers "
+                "only never learns to write the prompts of new examples)"
+            )
+        if self.mix.mode == "accumulate" and self.ratio >= 1:
+            raise ValueError("ratio must be < 1 when mix.mode is accumulate (external data is kept whole)")
+        return self
+
+    @property
+    def uses_ladder(self) -> bool:
+        return self.model in LADDER
+
+    def size(self, task: str, split: Literal["train", "test"]) -> int:
+        """Number of external examples of `task` in `split`."""
+        key = "train_size" if split == "train" else "test_size"
+        return self.prepare.sizes.get(task, {}).get(key, getattr(self.prepare, key))
+
+
+class ParamsError(ValueError):
+    """params.yaml is invalid; the message lists every bad key."""
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {key}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; raise ParamsError naming every bad key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as err:
+        raise ParamsError(f"{source} is invalid:\n{_describe(err)}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found (run synthmix from the project root)")
+    with path.open() as f:
+        return parse_params(yaml.safe_load(f), source=str(path))

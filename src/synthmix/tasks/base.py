@@ -1,0 +1,123 @@
+"""What a task family is: its data, prompt format, answer extraction, scoring and validity rules.
+
+Generic stages (train, generate, validate, mix, evaluate) only ever talk to a `TaskFamily`; they
+never branch on a task's name. Adding a task family means adding one module under `tasks/` that
+subclasses `TaskFamily` and registers itself with `@register`.
+
+Every example is a flat JSON-serialisable dict with at least:
+
+- ``id``: unique within the split (str)
+- ``prompt``: the text the model is conditioned on; ends where the model's answer begins
+- ``completion``: the gold continuation the model is trained to produce (it starts with a space,
+  the EOS token is appended by the training code, never stored here)
+
+plus the task's own gold fields (``label``/``choices``, ``answer``, ``answers``, ``tests``...).
+The same schema holds for synthetic examples: they carry a generated ``completion`` (``answers``
+mode) or a whole generated example (``instances`` mode), plus ``origin`` provenance fields added
+by the generate stage.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+Example = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One example's verdict.
+
+    ``correct`` is the binary outcome used for accuracy and ECE (1.0 or 0.0); ``extracted`` is the
+    answer pulled out of the model's text (``None`` when nothing could be extracted); ``extra``
+    holds per-example sub-metrics a task reports (e.g. reading's ``f1`` and ``has_answer``).
+    """
+
+    correct: float
+    extracted: Any
+    extra: dict[str, Any]
+
+
+class TaskFamily(ABC):
+    """A task family: one benchmark's worth of behaviour, independent of the model."""
+
+    #: registry key, used in params.yaml (`tasks: [...]`) and in every path (`models/iter0/<name>`)
+    name: ClassVar[str]
+    #: "choice": scored by comparing the log-likelihood of each of `choices(example)`;
+    #: "generate": scored by extracting an answer from the model's greedy completion
+    kind: ClassVar[Literal["choice", "generate"]]
+    #: the headline metric's key in `summarize()`'s result (e.g. "accuracy", "exact_match", "pass@1")
+    score_name: ClassVar[str]
+    #: generation budget for greedy answers and for synthetic samples, in model tokens
+    max_new_tokens: ClassVar[int]
+
+    # ----- data -------------------------------------------------------------------------------
+    @abstractmethod
+    def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
+        """Return `n` examples of `split`, deterministic in (`split`, `n`, `seed`).
+
+        Train and test examples never share an ``id`` nor a prompt.
+        """
+
+    # ----- model I/O ----------------------------------------------------------------------------
+    def choices(self, example: Example) -> list[str]:
+        """Candidate completions of a "choice" task, in label order (gold = ``choices[label]``)."""
+        raise NotImplementedError(f"task {self.name!r} is not a multiple-choice task")
+
+    @abstractmethod
+    def extract(self, text: str) -> Any:
+        """The answer in a model completion (`None` when there is none to find)."""
+
+    # ----- scoring ------------------------------------------------------------------------------
+    @abstractmethod
+    def score(self, examples: list[Example], completions: list[str]) -> list[Scored]:
+        """Score each completion against its example's gold fields (batched so code can run
+        candidates in parallel)."""
+
+    @abstractmethod
+    def summarize(self, examples: list[Example], scored: list[Scored]) -> dict[str, float]:
+        """Task metrics over a whole split; includes `score_name` (and e.g. HasAns/NoAns splits)."""
+
+    @abstractmethod
+    def trivial_baseline(self, train: list[Example], test: list[Example]) -> dict[str, Any]:
+        """Score (under `score_name`) of the task's trivial predictor on `test`, with its name,
+        e.g. ``{"name": "chance", "score": 0.2}``; the trained model must beat it clearly."""
+
+    # ----- synthetic data -----------------------------------------------------------------------
+    def instance_prompt(self, rng: random.Random) -> str:
+        """Prefix from which the model writes a whole new example (``instances`` mode)."""
+        return f"Task: {self.name}\n"
+
+    def render_instance(self, example: Example) -> str:
+        """An example as one text (prompt + completion), the format `parse_instance` reads back."""
+        return example["prompt"] + example["completion"]
+
+    @abstractmethod
+    def parse_instance(self, text: str) -> Example | None:
+        """Read a generated whole example back into the task's schema (`None` when malformed).
+
+        The result has ``prompt``, ``completion`` and whichever gold fields can be recovered;
+        gold fields that cannot be known from generated text are set to ``None``."""
+
+    # ----- validation (great-expectations) --------------------------------------------------------
+    @abstractmethod
+    def checks(self, example: Example) -> dict[str, bool]:
+        """Per-example validity flags of a generated sample, e.g. ``{"answer_parses": True}``.
+
+        The validate stage turns each flag into a column and expects it to be true; any flag that
+        is false marks the sample malformed."""
+
+    #: inclusive bounds on the completion's length in characters for a sample to be well-formed
+    completion_chars: ClassVar[tuple[int, int]] = (1, 2000)
+
+
+REGISTRY: dict[str, type[TaskFamily]] = {}
+
+
+def register(cls: type[TaskFamily]) -> type[TaskFamily]:
+    """Class decorator: make a task family available under `cls.name`."""
+    REGISTRY[cls.name] = cls
+    return cls

@@ -1,0 +1,63 @@
+"""params.yaml is validated once, with errors that name the key and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synthmix.params import ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert 0 <= params.ratio <= 1
+    assert [it.id for it in params.iterations.values()] == [1, 2, 3]
+    assert params.validation.on_invalid in {"keep", "drop", "fail"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"ratio": 1.5}, "ratio: Input should be less than or equal to 1 (got 1.5)"),
+        ({"ratio": "lots"}, "ratio: Input should be a valid number"),
+        ({"tasks": ["math", "chess"]}, "unknown task(s) ['chess']"),
+        ({"train": {"epochs": "three"}}, "train.epochs"),
+        ({"train": {"epoch": 3}}, "train.epoch: Extra inputs are not permitted"),
+        ({"generate": {"mode": "poems"}}, "generate.mode: Input should be 'answers' or 'instances'"),
+        ({"iterations": {"iter1": {"id": 1, "prev": 0}, "iter2": {"id": 3, "prev": 1}}}, "iterations.iter2"),
+        ({"generate": {"mode": "instances"}}, "train.loss_on: sequence"),
+        ({"mix": {"mode": "accumulate"}, "ratio": 1.0}, "ratio must be < 1"),
+    ],
+)
+def test_bad_values_name_the_key(raw, expected):
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert expected in str(err.value)
+
+
+def test_every_bad_key_is_reported_at_once():
+    with pytest.raises(ParamsError) as err:
+        parse_params({"ratio": -0.1, "seed": -1})
+    assert "ratio" in str(err.value) and "seed" in str(err.value)
+
+
+def test_per_task_size_override():
+    params = parse_params({"prepare": {"train_size": 100, "sizes": {"code": {"train_size": 7}}}})
+    assert params.size("code", "train") == 7
+    assert params.size("math", "train") == 100
+    assert params.size("code", "test") == params.prepare.test_size
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_shipped_params_round_trip_through_yaml(tmp_path):
+    # dvc exp run -S rewrites params.yaml; what it writes must still parse
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["ratio"] = 0.3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert load_params(tmp_path / "params.yaml").ratio == 0.3

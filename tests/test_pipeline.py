@@ -1,0 +1,158 @@
+"""End to end through the real `dvc` CLI, in a temporary git repository, on tiny settings.
+
+Slow by nature (each stage is a real process that imports torch); kept to a few runs that each
+check several things.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "prepare": {"train_size": 48, "test_size": 12},
+    "train": {"epochs": 1, "batch_size": 16},
+    "generate": {"batch_size": 64},
+    "evaluate": {"diversity_samples": 12, "batch_size": 32},
+    "iterations": {"iter1": {"id": 1, "prev": 0}, "iter2": {"id": 2, "prev": 1}},
+    "tokenizer": {"vocab_size": 400},
+}
+
+
+def sh(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def make_repo(tmp: Path, overrides: dict) -> Path:
+    repo = tmp / "study"
+    repo.mkdir()
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(params.get(key), dict) and key != "iterations":
+            params[key] = {**params[key], **value}
+        else:
+            params[key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "dvc", "config", "core.analytics", "false")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "study")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    """A repository where the tiny study has run once with `dvc exp run`."""
+    repo = make_repo(tmp_path_factory.mktemp("pipeline"), {**TINY, "tasks": ["math", "commonsense"]})
+    first = sh(repo, "dvc", "exp", "run")
+    (repo / "first_run.log").write_text(first.stdout + first.stderr)
+    return repo
+
+
+def test_the_study_produces_every_versioned_output(study):
+    for it in (0, 1, 2):
+        for task in ("math", "commonsense"):
+            assert (study / f"models/iter{it}/{task}/model.safetensors").exists()
+            assert (study / f"data/predictions/iter{it}/{task}.jsonl").exists()
+        scores = json.loads((study / f"metrics/iterations/iter{it}.json").read_text())
+        assert set(scores) == {"math", "commonsense"}
+        assert {"score", "ece", "ece_10", "ece_15", "self_bleu", "distinct_1", "distinct_2"} <= set(scores["math"])
+    for it in (1, 2):
+        assert (study / f"data/synthetic/raw/iter{it}/math.jsonl").exists()
+        report = json.loads((study / f"metrics/validation/iter{it}.json").read_text())
+        assert "math" in report
+        mix = json.loads((study / f"metrics/mix/iter{it}.json").read_text())
+        assert mix["math"]["synthetic"] == round(0.2 * 48)
+    summary = json.loads((study / "metrics/summary.json").read_text())
+    assert set(summary["math"]) == {"iter0", "iter1", "iter2"}
+
+
+def test_metrics_and_plots_through_dvc(study):
+    shown = json.loads(sh(study, "dvc", "metrics", "show", "--json").stdout)
+    flat = json.dumps(shown)
+    assert "metrics/iterations/iter2.json" in flat and '"ece_15"' in flat
+    html = sh(study, "dvc", "plots", "show", "-o", "plots_html").stdout
+    assert (study / "plots_html/index.html").exists(), html
+    page = (study / "plots_html/index.html").read_text()
+    assert "metrics/curves/score.json" in page and "loss" in page
+
+
+def test_nothing_changed_runs_no_stage(study):
+    out = sh(study, "dvc", "repro")
+    assert ran_stages(out.stdout) == set(), out.stdout
+
+
+def test_a_new_ratio_reruns_only_what_depends_on_it(study):
+    out = sh(study, "dvc", "exp", "run", "-S", "ratio=0.3")
+    ran = ran_stages(out.stdout)
+    assert "mix@iter1" in ran and "train@iter2" in ran
+    # external data, tokenizer, the baseline and iteration 1's synthetic data come from the cache
+    assert not ran & {"prepare", "tokenizer", "baseline_mix", "baseline_train", "baseline_evaluate", "generate@iter1",
+                      "validate@iter1"}, ran
+    mix = json.loads((study / "metrics/mix/iter1.json").read_text())
+    assert mix["math"]["synthetic"] == round(0.3 * 48)
+    diff = sh(study, "dvc", "metrics", "diff", "--json").stdout
+    assert "metrics/iterations/iter1.json" in diff
+
+
+def test_invalid_params_stop_before_anything_is_written(tmp_path):
+    repo = make_repo(tmp_path, {**TINY, "ratio": 1.5, "tasks": ["math"]})
+    out = sh(repo, "dvc", "repro", check=False)
+    assert out.returncode != 0
+    assert "ratio: Input should be less than or equal to 1 (got 1.5)" in out.stdout + out.stderr
+    assert not (repo / "data/external").exists()
+
+
+def test_halt_gate_stops_the_next_iteration_and_keeps_what_ran(tmp_path):
+    # a threshold no model can stay under: any ECE change flags it
+    gate = {"mode": "halt", "ece_relative_rise": 1e-9, "ece_absolute_rise": 1e-9, "score_flat": 1.0}
+    repo = make_repo(tmp_path, {**TINY, "tasks": ["math"], "gate": gate})
+    out = sh(repo, "dvc", "repro", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "generate@iter2" in text and "ratio" in text and "gate.mode" in text
+    assert json.loads((repo / "metrics/gate/iter1.json").read_text())["flagged"] is True
+    assert (repo / "models/iter1/math/model.safetensors").exists()
+    assert not (repo / "data/synthetic/raw/iter2").exists()
+    status = sh(repo, "dvc", "status", "train@iter1").stdout
+    assert "changed" not in status  # iteration 1 is committed, not lost
+
+
+def test_validation_fail_policy_fails_the_stage(tmp_path):
+    repo = make_repo(tmp_path, {**TINY, "tasks": ["math"], "validate": {"on_invalid": "fail", "max_duplicate_rate": 0.5}})
+    sh(repo, "dvc", "repro", "generate@iter1")
+    # a generated set with answers that cannot be parsed (as an undertrained model writes them)
+    raw = repo / "data/synthetic/raw/iter1/math.jsonl"
+    rows = [json.loads(line) for line in raw.read_text().splitlines()]
+    for row in rows[:5]:
+        row["completion"] = " I do not know"
+    raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = sh(repo, "dvc", "repro", "--single-item", "validate@iter1", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "malformed" in text and rows[0]["id"] in text
+    assert raw.exists()  # the raw set is always kept
+    assert not (repo / "data/synthetic/validated/iter1/math.jsonl").exists()
