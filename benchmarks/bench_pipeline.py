@@ -1,0 +1,108 @@
+"""Time the pipeline stage by stage, in a fresh copy of the project, through the real `dvc`.
+
+    python benchmarks/bench_pipeline.py                 # the baseline (phase 0) only
+    python benchmarks/bench_pipeline.py --study         # the whole default study (3 iterations)
+    python benchmarks/bench_pipeline.py --study -S ratio=0.3
+
+Prints each stage's wall time and share of the total, and two baselines measured in the same run:
+the fixed cost of starting a stage process (`synthmix --help` importing torch and transformers),
+and this machine's fp32 matmul rate, against which training throughput is expressed as model
+FLOP utilisation (6 x parameters x tokens / time / peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE_STAGES = ["prepare", "tokenizer", "baseline_mix", "baseline_train", "baseline_evaluate"]
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def process_start_seconds() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import synthmix.train, synthmix.evaluation"], check=True)
+    return time.perf_counter() - start
+
+
+def copy_project(dest: Path) -> None:
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+
+
+def run_timed(cmd: list[str], cwd: Path) -> tuple[dict[str, float], float]:
+    """Run `cmd`, timestamping each 'Running stage' line; return stage -> seconds, and the total."""
+    durations: dict[str, float] = {}
+    current, started = None, time.perf_counter()
+    mark = started
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.search(r"Running stage '([^']+)'", line)
+        if found:
+            now = time.perf_counter()
+            if current:
+                durations[current] = now - mark
+            current, mark = found.group(1), now
+    proc.wait()
+    end = time.perf_counter()
+    if current:
+        durations[current] = end - mark
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+    return durations, end - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", action="store_true", help="run every iteration, not only the baseline")
+    parser.add_argument("-S", dest="overrides", action="append", default=[], help="param override, as dvc exp run -S")
+    args = parser.parse_args()
+
+    peak = matmul_gflops()
+    overhead = process_start_seconds()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp)
+        copy_project(repo)
+        if args.study:
+            cmd = ["dvc", "exp", "run", *sum((["-S", o] for o in args.overrides), [])]
+        else:
+            cmd = ["dvc", "repro", *BASELINE_STAGES]
+        durations, total = run_timed(cmd, repo)
+        training = json.loads((repo / "models/iter0/training.json").read_text())
+
+    print(f"\n{'stage':<22}{'seconds':>9}{'share':>8}{'x start-up':>12}")
+    for stage, seconds in durations.items():
+        print(f"{stage:<22}{seconds:>9.1f}{seconds / total:>8.0%}{seconds / overhead:>12.1f}")
+    print(f"{'total':<22}{total:>9.1f}")
+    print(f"\nbaseline: stage process start-up (imports) {overhead:.1f}s; fp32 matmul {peak:.0f} GFLOP/s")
+    print(f"\n{'task (iter0)':<14}{'params':>9}{'examples':>10}{'train s':>9}{'tokens/s':>10}{'MFU':>7}")
+    for task, t in training.items():
+        flops = 6 * t["parameters"] * t["tokens_per_second"] / 1e9
+        print(f"{task:<14}{t['parameters'] / 1e6:>8.2f}M{t['examples']:>10}{t['seconds']:>9.1f}"
+              f"{t['tokens_per_second']:>10.0f}{flops / peak:>7.0%}")
+
+
+if __name__ == "__main__":
+    main()

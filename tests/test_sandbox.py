@@ -1,0 +1,186 @@
+"""The sandbox classifies outcomes correctly and keeps the test process and its files intact."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from synthmix.sandbox import SandboxResult, run_python
+
+
+def run(source: str, **kw: float) -> SandboxResult:
+    return run_python(textwrap.dedent(source), **kw)  # type: ignore[arg-type]
+
+
+def test_passing_program() -> None:
+    r = run("def add(a, b):\n    return a + b\nassert add(2, 3) == 5\n")
+    assert r.passed and r.status == "passed" and r.returncode == 0
+    assert 0 < r.duration_s < 3
+
+
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [("assert 1 + 1 == 3, 'bad sum'\n", "AssertionError: bad sum"), ("def f(:\n    pass\n", "SyntaxError")],
+)
+def test_failures_are_failed_with_the_traceback(source: str, needle: str) -> None:
+    r = run(source)
+    assert r.status == "failed" and not r.passed and r.returncode == 1
+    assert needle in r.stderr
+
+
+def test_sys_exit_code_is_kept() -> None:
+    assert run("import sys; sys.exit(0)").status == "passed"
+    r = run("import sys; sys.exit(3)")
+    assert (r.status, r.returncode) == ("failed", 3)
+
+
+def test_infinite_loop_times_out_promptly() -> None:
+    r = run("while True:\n    pass\n", timeout_s=1.0)
+    assert r.status == "timeout" and not r.passed
+    assert 1.0 <= r.duration_s < 2.0
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["x = bytearray(10**10)\n", "xs = []\nwhile True:\n    xs.append(' ' * 10**6)\n"],
+    ids=["one-huge-allocation", "growing-list"],
+)
+def test_memory_bombs_hit_the_memory_limit(source: str) -> None:
+    r = run(source, memory_mb=256)
+    assert r.status == "memory"
+    assert r.duration_s < 3
+
+
+def test_writing_outside_its_directory_is_blocked(tmp_path: Path) -> None:
+    target = tmp_path / "escaped.txt"
+    r = run(f"open({str(target)!r}, 'w').write('pwned')\n")
+    assert r.status == "blocked" and "open" in r.stderr
+    assert not target.exists()
+
+
+def test_blocked_even_when_the_program_swallows_the_error(tmp_path: Path) -> None:
+    target = tmp_path / "escaped.txt"
+    r = run(f"""
+        try:
+            open({str(target)!r}, 'w')
+        except BaseException:
+            pass
+        print('carried on')
+    """)
+    assert r.status == "blocked" and not target.exists()
+
+
+def test_removing_and_renaming_outside_are_blocked(tmp_path: Path) -> None:
+    victim = tmp_path / "keep.txt"
+    victim.write_text("precious")
+    assert run(f"import os; os.remove({str(victim)!r})").status == "blocked"
+    assert run(f"open('x', 'w').close()\nimport os; os.replace('x', {str(victim)!r})").status == "blocked"
+    assert run(f"import os; os.symlink({str(tmp_path)!r}, 'ln')\nopen('ln/keep.txt', 'w')").status == "blocked"
+    assert victim.read_text() == "precious"
+
+
+def test_writing_inside_its_own_directory_is_allowed() -> None:
+    r = run("""
+        import os, shutil, tempfile
+        with open('out.txt', 'w') as f:
+            f.write('hello')
+        assert open('out.txt').read() == 'hello'
+        os.makedirs('d/e')
+        shutil.rmtree('d')
+        with tempfile.NamedTemporaryFile() as f:  # TMPDIR points into the work directory
+            f.write(b'x')
+    """)
+    assert r.status == "passed", r.stderr
+
+
+def test_temporary_directory_is_removed() -> None:
+    r = run("import os, sys\nopen('junk.bin', 'wb').write(b'0' * 1000)\nprint(os.getcwd(), file=sys.stderr)\n")
+    assert r.passed
+    workdir = Path(r.stderr.strip().splitlines()[-1])
+    assert workdir.name == "work" and "synthmix-sandbox-" in workdir.parent.name
+    assert not workdir.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import socket\nsocket.socket()\n",
+        "import socket\ns = socket.create_connection(('127.0.0.1', 9), timeout=1)\n",
+        "import socket\nsocket.getaddrinfo('localhost', 80)\n",
+        "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/', timeout=1)\n",
+    ],
+    ids=["socket", "connect", "getaddrinfo", "urllib"],
+)
+def test_network_is_blocked(source: str) -> None:
+    r = run(source)
+    assert r.status == "blocked" and "socket." in r.stderr
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import os\nos.system('touch {p}')\n",
+        "import subprocess\nsubprocess.run(['touch', '{p}'])\n",
+        "import os\nos.execv('/usr/bin/touch', ['touch', '{p}'])\n",
+        "import os\nos.posix_spawn('/usr/bin/touch', ['touch', '{p}'], {{}})\n",
+        "import _posixsubprocess\n_posixsubprocess.fork_exec()\n",
+    ],
+    ids=["os.system", "subprocess", "execv", "posix_spawn", "fork_exec"],
+)
+def test_starting_programs_is_blocked(source: str, tmp_path: Path) -> None:
+    marker = tmp_path / "touched"
+    r = run(source.format(p=marker))
+    assert r.status == "blocked"
+    assert not marker.exists()
+
+
+def test_fork_bomb_is_blocked() -> None:
+    r = run("import os\nwhile True:\n    os.fork()\n")
+    assert r.status == "blocked" and "os.fork" in r.stderr
+    assert run("import multiprocessing as mp\nmp.Process(target=print).start()\n").status == "blocked"
+
+
+def test_killing_the_parent_is_blocked_and_we_survive() -> None:
+    me = os.getpid()
+    r = run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n")
+    assert r.status == "blocked" and "os.kill" in r.stderr
+    assert os.getpid() == me  # still here
+    r = run(f"import os\nos.killpg(os.getpgid({me}), 9)\n")
+    assert r.status == "blocked"
+
+
+def test_ctypes_and_rlimit_escapes_are_blocked() -> None:
+    assert run("import ctypes\nctypes.CDLL('libc.so.6')\n").status == "blocked"
+    assert run("import ctypes\nctypes.string_at(id(1), 8)\n").status == "blocked"
+    assert run("import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))\n").status == "blocked"
+
+
+def test_no_inherited_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "secret-value")
+    assert run("import os\nassert 'HF_TOKEN' not in os.environ\n").passed
+
+
+def test_unstartable_interpreter_is_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    r = run("pass\n")
+    assert r.status == "error" and r.returncode is None and not r.passed
+
+
+def test_program_is_a_real_main_module() -> None:
+    r = run('''
+        def add(a, b):
+            """
+            >>> add(1, 2)
+            3
+            """
+            return a + b
+
+        if __name__ == "__main__":
+            import doctest
+            result = doctest.testmod()
+            assert (result.attempted, result.failed) == (1, 0), result
+    ''')
+    assert r.passed, r.stderr
