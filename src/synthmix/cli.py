@@ -65,6 +65,20 @@ VERBS: dict[str, tuple[str, bool, str, str]] = {
         "Collect metrics/iterations/*.json into metrics/summary.json (deltas against iteration 0, gate "
         "flags) and metrics/curves/ (the per-task curves `dvc plots show` draws).",
     ),
+    "remote": (
+        "synthmix.remote", False, "check that a DVC remote and a git remote are ready for sharing",
+        "Check that a DVC remote is configured, its storage plugin installed, reachable and writable, "
+        "and that git has the remote `dvc exp push` uses. Exit 1 and say what is missing otherwise.",
+    ),
+}
+
+#: verb -> extra options (flags, argparse kwargs); their values reach the verb's run() as keywords
+OPTIONS: dict[str, list[tuple[tuple[str, ...], dict]]] = {
+    "remote": [
+        (("--remote",), {"default": None, "help": "DVC remote name (default: the default remote)"}),
+        (("--git-remote",), {"default": "origin", "help": "git remote for `dvc exp push` (default: %(default)s)"}),
+        (("--no-write",), {"dest": "write", "action": "store_false", "help": "skip the write probe"}),
+    ],
 }
 
 
@@ -82,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
         if iterative:
             p.add_argument("--iteration", type=int, required=True, metavar="N", help="iteration number (0 = baseline)")
+        for flags, kwargs in OPTIONS.get(verb, []):
+            p.add_argument(*flags, **kwargs)
     return parser
 
 
@@ -94,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as err:
         print(f"synthmix {args.verb}: {err}", file=sys.stderr)
         return 2
+    if params.threads:
+        import torch
+
+        torch.set_num_threads(params.threads)
     module_name, iterative, _, _ = VERBS[args.verb]
     run: Callable[..., object] = importlib.import_module(module_name).run
     started = time.perf_counter()
@@ -108,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             code = run(params, args.iteration)
         else:
-            code = run(params)
+            extra = {k: v for k, v in vars(args).items() if k not in ("verb", "params", "iteration")}
+            code = run(params, **extra)
     except KeyboardInterrupt:
         print(f"synthmix {args.verb}: interrupted; finished outputs are kept, rerun to continue", file=sys.stderr)
         return 130

@@ -159,10 +159,19 @@ def check_iteration(params: Params, iteration: int) -> GateResult:
 
 
 def run(params: Params, iteration: int) -> None:
-    """Stage `gate`: record the verdict (the next iteration's generate stage enforces `halt`)."""
+    """Stage `gate`: record the verdict (the next iteration's generate stage enforces `halt`).
+
+    The metric file holds numbers and flags only (what `dvc metrics` tabulates); the reasons, in
+    words, go to the log and to the verdict file beside it.
+    """
     result = check_iteration(params, iteration)
     message = result.message(params.ratio)
-    write_json(paths.gate(iteration), {**result.to_dict(), "mode": params.gate.mode, "message": message})
+    numbers = {"flagged": result.flagged, "halts": result.flagged and params.gate.mode == "halt"}
+    for t in result.tasks:
+        numbers[t.task] = {"flagged": t.flagged, "ece_relative_change": t.ece_relative_change,
+                           "score_relative_change": t.score_relative_change}
+    write_json(paths.gate(iteration), numbers)
+    write_json(paths.gate(iteration).with_suffix(".verdict.json"), {**result.to_dict(), "message": message})
     print(message)
 
 

@@ -64,8 +64,6 @@ class TrainParams(Section):
     loss_on: Literal["completion", "sequence"] = "completion"
     #: what iteration i>=1 fine-tunes: the previous iteration's model, or the base model again
     init: Literal["previous", "base"] = "previous"
-    #: torch threads on CPU (0 = torch's default)
-    threads: Annotated[int, Field(ge=0)] = 0
 
 
 class GenerateParams(Section):
@@ -125,6 +123,8 @@ class Params(Section):
     seed: Annotated[int, Field(ge=0)] = 0
     #: a ladder size (tiny|small|medium) or a Hugging Face model id / local checkpoint directory
     model: str = "tiny"
+    #: torch CPU threads of every stage (0 = torch's default, all cores); 1 suits `dvc queue start -j 2`
+    threads: Annotated[int, Field(ge=0)] = 0
     tasks: list[str] = ["commonsense", "math", "factual", "reading", "code"]
     #: keyed "iter1", "iter2", ...: dvc.yaml's foreach names its stages after the keys (generate@iter1)
     iterations: dict[str, Iteration] = {f"iter{i}": Iteration(id=i, prev=i - 1) for i in (1, 2, 3)}

@@ -60,7 +60,7 @@ def summarize(params: Params, by_iteration: dict[int, dict[str, Any]], gates: di
 def run(params: Params) -> None:
     by_iteration = _iterations()
     gates = {}
-    for path in (paths.METRICS / "gate").glob("iter*.json"):
+    for path in (paths.METRICS / "gate").glob("iter*[0-9].json"):
         gates[int(path.stem.removeprefix("iter"))] = json.loads(path.read_text())
     write_json(paths.METRICS / "summary.json", summarize(params, by_iteration, dict(sorted(gates.items()))))
     for metric in CURVES:

@@ -51,8 +51,6 @@ def fine_tune(
 ) -> dict[str, float]:
     """Train `model` in place on `examples`; return summary figures (final loss, tokens/s...)."""
     set_seed(seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     features = [encode(ex, tokenizer, cfg.max_length, cfg.loss_on == "sequence") for ex in examples]
     lengths = [len(f["input_ids"]) for f in features]
     generator = torch.Generator().manual_seed(seed)
@@ -106,8 +104,9 @@ def fine_tune(
             "seconds": round(seconds, 2),
             "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
         }
-        for key, value in summary.items():
-            live.summary[key] = value
+    # dvclive's own summary file sits inside the plotted directory, where `dvc plots show` would
+    # take it for a (malformed) curve; the summary is returned and saved with the checkpoint.
+    (log_dir / "metrics.json").unlink(missing_ok=True)
     accelerator.wait_for_everyone()
     return summary
 

@@ -1,0 +1,66 @@
+"""Training: loss on the completion only, the model learns, checkpoints load with from_pretrained."""
+
+import csv
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from synthmix import modeling
+from synthmix.params import parse_params
+from synthmix.tokenizer import train_tokenizer
+from synthmix.train import encode, fine_tune
+
+EXAMPLES = [{"prompt": f"Q: {a} plus 1?\nA:", "completion": f" {a + 1}"} for a in range(40)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer((e["prompt"] + e["completion"] for e in EXAMPLES), vocab_size=300)
+
+
+def test_encode_masks_the_prompt_and_appends_eos(tokenizer):
+    enc = encode(EXAMPLES[3], tokenizer, max_length=64)
+    n_prompt = len(tokenizer(EXAMPLES[3]["prompt"], add_special_tokens=False)["input_ids"])
+    assert enc["labels"][:n_prompt] == [-100] * n_prompt
+    assert enc["labels"][n_prompt:] == enc["input_ids"][n_prompt:]
+    assert enc["input_ids"][-1] == tokenizer.eos_token_id
+    full = encode(EXAMPLES[3], tokenizer, max_length=64, prompt_loss=True)
+    assert full["labels"] == full["input_ids"]
+    assert len(encode(EXAMPLES[3], tokenizer, max_length=4)["input_ids"]) == 4
+
+
+def test_ladder_sizes_grow_and_keep_pythia_flags(tokenizer):
+    sizes = [modeling.count_parameters(modeling.base_model(parse_params({"model": m}), tokenizer))
+             for m in ("tiny", "small", "medium")]
+    assert sizes[0] < sizes[1] < sizes[2]
+    config = modeling.ladder_config("tiny", 2048, 0, 1)
+    assert config.use_parallel_residual and config.rope_parameters["partial_rotary_factor"] == 0.25 and not config.tie_word_embeddings
+    # with the default 2k vocabulary: ~1M, ~4M, ~12M parameters
+    counts = [modeling.count_parameters(AutoModelForCausalLM.from_config(modeling.ladder_config(m, 2048, 0, 1)))
+              for m in ("tiny", "small", "medium")]
+    assert 0.7e6 < counts[0] < 1.5e6 and 3e6 < counts[1] < 5e6 and 10e6 < counts[2] < 14e6
+
+
+def test_fine_tune_learns_logs_and_saves_a_loadable_checkpoint(tokenizer, tmp_path):
+    params = parse_params({"model": "tiny", "train": {"epochs": 8, "batch_size": 8, "learning_rate": 3e-3}})
+    model = modeling.base_model(params, tokenizer)
+    summary = fine_tune(model, tokenizer, EXAMPLES, params.train, seed=0, log_dir=tmp_path / "live")
+    with open(tmp_path / "live/plots/metrics/loss.tsv") as f:
+        losses = [float(row["loss"]) for row in csv.DictReader(f, delimiter="\t")]
+    assert len(losses) == summary["steps"] == 40
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    model.save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt/model.safetensors").exists()
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")
+    ids = torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(reloaded(ids).logits, model.eval()(ids).logits)
+
+
+def test_fine_tune_is_seeded(tokenizer, tmp_path):
+    params = parse_params({"model": "tiny", "train": {"epochs": 1, "batch_size": 8}})
+    finals = []
+    for run in range(2):
+        model = modeling.base_model(params, tokenizer)
+        finals.append(fine_tune(model, tokenizer, EXAMPLES, params.train, seed=5, log_dir=tmp_path / f"l{run}")["final_loss"])
+    assert finals[0] == finals[1]
