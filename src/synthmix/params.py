@@ -57,8 +57,9 @@ class TrainParams(Section):
     warmup_ratio: Fraction = 0.05
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     max_length: Positive = 256
-    #: "no" | "bf16" | "fp16" - passed to accelerate
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    #: fp32 | bf16 | fp16, through accelerate (fp32, not accelerate's "no": DVC writes params.yaml
+    #: as YAML 1.2, leaving `no` unquoted, and YAML 1.1 readers then see the boolean false)
+    mixed_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     #: completion: loss on the answer only (the prompt is context); sequence: on prompt and answer,
     #: which `generate.mode: instances` needs (the model must learn to write prompts too)
     loss_on: Literal["completion", "sequence"] = "completion"

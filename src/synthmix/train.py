@@ -61,7 +61,8 @@ def fine_tune(
         collate_fn=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
     )
     accelerator = Accelerator(
-        mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps
+        mixed_precision="no" if cfg.mixed_precision == "fp32" else cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
