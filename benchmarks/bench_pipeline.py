@@ -47,7 +47,10 @@ def copy_project(dest: Path) -> None:
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, dest / name)
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+    identity = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                ["git", "add", "-A"], ["git", *identity, "commit", "-qm", "benchmark"]):
+        # a commit: `dvc exp run` needs one, and dvclive fails in a repository without any
         subprocess.run(cmd, cwd=dest, check=True)
 
 
