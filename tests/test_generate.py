@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from synthmix import generate, modeling, paths
+from synthmix import gate, generate, modeling, paths
 from synthmix.params import parse_params
 from synthmix.records import read_jsonl, write_jsonl
 from synthmix.tasks import get_task
@@ -24,6 +24,8 @@ def project(tmp_path, monkeypatch):
     model = modeling.base_model(params, tok)
     model.save_pretrained(paths.model(0, "math"))
     tok.save_pretrained(paths.model(0, "math"))
+    paths.ensure_parent(paths.scores(0)).write_text(json.dumps({"math": {"score": 0.5, "ece": 0.1}}))
+    gate.run(params, 0)  # the verdict on iteration 0 that generate of iteration 1 checks
     return params, train
 
 
@@ -67,8 +69,8 @@ def test_digest_tells_checkpoints_apart(tmp_path):
 def test_halt_gate_stops_generation_before_it_writes(project, capsys):
     params, _ = project
     params = params.model_copy(update={"gate": params.gate.model_copy(update={"mode": "halt"})})
-    paths.ensure_parent(paths.scores(0)).write_text(json.dumps({"math": {"score": 0.5, "ece": 0.1}}))
     paths.scores(1).write_text(json.dumps({"math": {"score": 0.5, "ece": 0.3}}))
+    gate.run(params, 1)
     assert generate.run(params, 2) == 3
     assert "ece_relative_rise" in capsys.readouterr().err
     assert not paths.synthetic_raw(2, "math").exists()

@@ -176,12 +176,14 @@ def run(params: Params, iteration: int) -> None:
 
 
 def enforce(params: Params, previous: int) -> int:
-    """Before iteration `previous`+1 starts: 0 to go on, or 3 (with the reason) when halted."""
-    if previous == 0 or params.gate.mode != "halt":
+    """Before iteration `previous`+1 starts: 0 to go on, or 3 (with the reasons) when the gate's
+    recorded verdict on iteration `previous` says halt."""
+    path = paths.gate(previous)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the gate of iteration {previous} first (dvc repro)")
+    if not json.loads(path.read_text())["halts"]:
         return 0
-    result = check_iteration(params, previous)
-    if not result.flagged:
-        return 0
-    print(f"{result.message(params.ratio)}\ngate.mode=halt: iteration {previous + 1} not started; "
+    verdict = json.loads(path.with_suffix(".verdict.json").read_text())
+    print(f"{verdict['message']}\ngate.mode=halt: iteration {previous + 1} not started; "
           f"everything up to iteration {previous} is kept.", file=sys.stderr)
     return 3
