@@ -1,0 +1,243 @@
+'''`code`: HumanEval-like function completion, checked by running unit tests in the sandbox.
+
+Twenty families of small functions ("return x plus K", "count the even numbers in xs", "reverse
+the string s"...), each with several function names, parameter names and constants K. The prompt
+is the signature and docstring, the completion the body, as in HumanEval::
+
+    def add_three(x):
+        """Return x plus 3."""
+                                                             -> "    return x + 3\\n"
+
+Unlike the other families the completion starts with four spaces of indentation, not one space.
+``tests`` holds the asserts (``assert add_three(1) == 4`` ...); a completion passes when
+prompt + body + tests exits cleanly in `synthmix.sandbox`. Train and test are disjoint parts of the
+(family, name, parameter, K) space (a stable hash of the prompt decides).
+'''
+
+from __future__ import annotations
+
+import ast
+import random
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from synthmix.tasks.base import Example, Scored, TaskFamily, register
+from synthmix.tasks.text import in_test_partition
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+INT_PARAMS, LIST_PARAMS, STR_PARAMS = ("x", "n", "value", "num"), ("xs", "nums", "values", "arr"), ("s", "text", "word", "name")
+WORDS = ("apple", "banana", "cherry", "hello", "world", "python", "orange", "tiger", "river", "stone")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One kind of function: names ({k} = K as a word), docstring and body ({p} = parameter, {K}),
+    parameter kind, K range, and the reference implementation the asserts are computed from."""
+
+    names: tuple[str, ...]
+    doc: str
+    body: str
+    param: Literal["int", "list", "str"]
+    ks: tuple[int, ...]
+    ref: Callable[[Any, int], Any]
+
+
+_LOOP_COUNT = "    count = 0\n    for item in {p}:\n        if {cond}:\n            count += 1\n    return count\n"
+_K, _NO_K = tuple(range(1, 10)), (0,)
+FAMILIES: tuple[Family, ...] = (
+    Family(("add_{k}", "plus_{k}", "increase_by_{k}", "add_{k}_to"), "Return {p} plus {K}.",
+           "    return {p} + {K}\n", "int", _K, lambda v, k: v + k),
+    Family(("subtract_{k}", "minus_{k}", "decrease_by_{k}", "take_away_{k}"), "Return {p} minus {K}.",
+           "    return {p} - {K}\n", "int", _K, lambda v, k: v - k),
+    Family(("times_{k}", "multiply_by_{k}", "scale_by_{k}", "mul_{k}"), "Return {p} times {K}.",
+           "    return {p} * {K}\n", "int", _K[1:], lambda v, k: v * k),
+    Family(("divisible_by_{k}", "is_multiple_of_{k}", "check_div_{k}", "divides_{k}"),
+           "Return True if {p} is divisible by {K}.", "    return {p} % {K} == 0\n", "int", _K[1:],
+           lambda v, k: v % k == 0),
+    Family(("greater_than_{k}", "above_{k}", "is_over_{k}", "exceeds_{k}"), "Return True if {p} is greater than {K}.",
+           "    return {p} > {K}\n", "int", _K, lambda v, k: v > k),
+    Family(("square", "squared", "self_product", "power_two"), "Return {p} squared.", "    return {p} * {p}\n",
+           "int", _NO_K, lambda v, k: v * v),
+    Family(("absolute", "magnitude", "abs_value", "distance_from_zero"), "Return the absolute value of {p}.",
+           "    return abs({p})\n", "int", _NO_K, lambda v, k: abs(v)),
+    Family(("largest", "max_element", "biggest", "find_max"), "Return the largest element of {p}.",
+           "    return max({p})\n", "list", _NO_K, lambda v, k: max(v)),
+    Family(("smallest", "min_element", "lowest", "find_min"), "Return the smallest element of {p}.",
+           "    return min({p})\n", "list", _NO_K, lambda v, k: min(v)),
+    Family(("total", "sum_all", "add_all", "list_sum"), "Return the sum of {p}.", "    return sum({p})\n",
+           "list", _NO_K, lambda v, k: sum(v)),
+    Family(("count_even", "num_even", "even_count", "how_many_even"), "Count the even numbers in {p}.",
+           _LOOP_COUNT.replace("{cond}", "item % 2 == 0"), "list", _NO_K, lambda v, k: sum(x % 2 == 0 for x in v)),
+    Family(("count_above_{k}", "num_over_{k}", "count_greater_{k}", "how_many_above_{k}"),
+           "Count the elements of {p} greater than {K}.", _LOOP_COUNT.replace("{cond}", "item > {K}"), "list", _K,
+           lambda v, k: sum(x > k for x in v)),
+    Family(("keep_below_{k}", "filter_under_{k}", "less_than_{k}", "drop_from_{k}"),
+           "Return the elements of {p} less than {K}.", "    return [item for item in {p} if item < {K}]\n",
+           "list", _K, lambda v, k: [x for x in v if x < k]),
+    Family(("add_{k}_each", "shift_by_{k}", "raise_all_{k}", "bump_{k}"), "Add {K} to every element of {p}.",
+           "    return [item + {K} for item in {p}]\n", "list", _K, lambda v, k: [x + k for x in v]),
+    Family(("reverse", "reversed_text", "backwards", "flip"), "Reverse the string {p}.", "    return {p}[::-1]\n",
+           "str", _NO_K, lambda v, k: v[::-1]),
+    Family(("shout", "to_upper", "uppercase", "capitals"), "Return {p} in upper case.", "    return {p}.upper()\n",
+           "str", _NO_K, lambda v, k: v.upper()),
+    Family(("length", "count_chars", "size", "text_length"), "Return the length of {p}.", "    return len({p})\n",
+           "str", _NO_K, lambda v, k: len(v)),
+    Family(("first_{k}", "prefix_{k}", "head_{k}", "start_{k}"), "Return the first {K} characters of {p}.",
+           "    return {p}[:{K}]\n", "str", _K[:5], lambda v, k: v[:k]),
+    Family(("repeat_{k}", "copies_{k}", "echo_{k}", "multiply_text_{k}"), "Return {p} repeated {K} times.",
+           "    return {p} * {K}\n", "str", _K[1:4], lambda v, k: v * k),
+    Family(("count_a", "num_a", "a_count", "letter_a"), "Count the letter a in {p}.", "    return {p}.count('a')\n",
+           "str", _NO_K, lambda v, k: v.count("a")),
+)
+PARAMS = {"int": INT_PARAMS, "list": LIST_PARAMS, "str": STR_PARAMS}
+N_ASSERTS = 4
+
+_SIGNATURE = re.compile(r'^def ([A-Za-z_]\w*)\(([A-Za-z_]\w*)\):\n    """[^\n]*"""\n')
+
+
+def _inputs(family: Family, k: int, rng: random.Random) -> list[Any]:
+    """N_ASSERTS distinct random arguments for `family`, redrawn until they tell the gold function
+    apart from trivial ones: the results differ, and some integer argument is negative."""
+    for _ in range(1000):
+        args: list[Any] = []
+        while len(args) < N_ASSERTS:
+            if family.param == "int":
+                arg: Any = rng.randint(-20, 20)
+            elif family.param == "list":
+                arg = [rng.randint(-9, 19) for _ in range(rng.randint(2, 6))]
+            else:
+                arg = rng.choice(WORDS)
+            if arg not in args:
+                args.append(arg)
+        results = [family.ref(arg, k) for arg in args]
+        negative = family.param == "str" or any(min(a) < 0 if isinstance(a, list) else a < 0 for a in args)
+        if negative and any(r != results[0] for r in results):
+            return args
+    raise RuntimeError(f"no telling inputs for {family.names[0]!r} with K={k}")  # a family's K range is wrong
+
+
+def _space() -> list[tuple[int, int, int, int]]:
+    """Every (family, name, parameter, K) combination, as indices, in a fixed order."""
+    return [(f, i, p, k) for f, fam in enumerate(FAMILIES) for i in range(len(fam.names))
+            for p in range(len(PARAMS[fam.param])) for k in fam.ks]
+
+
+def _problem(combo: tuple[int, int, int, int]) -> tuple[str, str, str]:
+    """(entry point, prompt, gold body) of one combination."""
+    f, i, p, k = combo
+    fam = FAMILIES[f]
+    param = PARAMS[fam.param][p]
+    entry = fam.names[i].format(k=NUMBER_WORDS[k])
+    doc = fam.doc.format(p=param, K=k)
+    return entry, f'def {entry}({param}):\n    """{doc}"""\n', fam.body.format(p=param, K=k)
+
+
+def program(prompt: str, body: str, tests: str) -> str:
+    """The program the sandbox runs: the function (prompt + body), then its asserts."""
+    return f"{prompt}{body.rstrip()}\n\n\n{tests}\n"
+
+
+@register
+class Code(TaskFamily):
+    """Write a function body that passes hidden asserts."""
+
+    name = "code"
+    kind = "generate"
+    score_name = "pass@1"
+    max_new_tokens = 48  # longest gold body (the counting loop) is ~25 tokens
+    completion_chars = (8, 400)
+
+    def __init__(self, timeout_s: float = 3.0, memory_mb: int = 256, workers: int = 2) -> None:
+        # the evaluate stage may override the sandbox limits (params: evaluate.code_*)
+        self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
+
+    def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
+        """`n` problems cycling over the split's side of the space in shuffled order."""
+        rng = random.Random(f"{self.name}:{split}:{seed}")
+        pool = [c for c in _space() if in_test_partition(_problem(c)[1]) == (split == "test")]
+        rows: list[Example] = []
+        order: list[tuple[int, int, int, int]] = []
+        for i in range(n):
+            if not order:  # every combination once before any repeats
+                order = rng.sample(pool, len(pool))
+            combo = order.pop()
+            entry, prompt, body = _problem(combo)
+            fam, k = FAMILIES[combo[0]], combo[3]
+            tests = "\n".join(f"assert {entry}({arg!r}) == {fam.ref(arg, k)!r}" for arg in _inputs(fam, k, rng))
+            rows.append({
+                "id": f"{self.name}-{split}-{i:06d}",
+                "prompt": prompt,
+                "completion": body,
+                "entry_point": entry,
+                "tests": tests,
+            })
+        return rows
+
+    def extract(self, text: str) -> str | None:
+        """The function body: the completion up to the first non-blank line that is not indented
+        (where the function ends); None when no indented code comes first."""
+        lines = []
+        for line in text.split("\n"):
+            if line.strip() and not line[0].isspace():
+                break
+            lines.append(line)
+        body = "\n".join(lines)
+        return body if body.strip() else None
+
+    def score(self, examples: list[Example], completions: list[str]) -> list[Scored]:
+        """Run prompt + body + tests of every example in the sandbox (`workers` at a time)."""
+        from synthmix.sandbox import run_python  # lazily: scoring is the only part that needs it
+
+        bodies = [self.extract(text) for text in completions]
+
+        def run(job: tuple[Example, str | None]) -> str:
+            ex, body = job
+            if body is None:
+                return "no_body"
+            if not ex.get("tests"):
+                return "no_tests"
+            source = program(ex["prompt"], body, ex["tests"])
+            return run_python(source, timeout_s=self.timeout_s, memory_mb=self.memory_mb).status
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            statuses = list(pool.map(run, zip(examples, bodies)))
+        return [Scored(float(status == "passed"), body, {"status": status}) for body, status in zip(bodies, statuses)]
+
+    def summarize(self, examples: list[Example], scored: list[Scored]) -> dict[str, float]:
+        """pass@1 with one greedy sample per problem: the mean of per-problem pass/fail."""
+        return {"pass@1": sum(s.correct for s in scored) / len(scored) if scored else 0.0}
+
+    def trivial_baseline(self, train: list[Example], test: list[Example]) -> dict[str, Any]:
+        """An empty body passes nothing: every problem asserts a non-None result."""
+        return {"name": "empty body", "score": 0.0}
+
+    def instance_prompt(self, rng: random.Random) -> str:
+        """Whole examples start with a function definition."""
+        return "def "
+
+    def parse_instance(self, text: str) -> Example | None:
+        """Read the signature + docstring (the prompt) and the body; tests are unknown (None)."""
+        m = _SIGNATURE.match(text)
+        if m is None:
+            return None
+        body = self.extract(text[m.end():])
+        if body is None:
+            return None
+        return {"prompt": m.group(0), "completion": body, "entry_point": m.group(1), "tests": None}
+
+    def checks(self, example: Example) -> dict[str, bool]:
+        """Prompt is a signature + docstring; the completion has a body; together they parse."""
+        prompt, completion = example.get("prompt") or "", example.get("completion") or ""
+        try:
+            ast.parse(prompt + completion)
+            parses = True
+        except (SyntaxError, ValueError):
+            parses = False
+        return {
+            "prompt_format": bool(_SIGNATURE.fullmatch(prompt)),
+            "has_body": self.extract(completion) is not None,
+            "code_parses": parses,
+        }

@@ -1,0 +1,76 @@
+"""Text helpers shared by the factual and reading families: SQuAD-style answer normalisation and
+scoring (the official SQuAD 2.0 evaluation script's rules), made-up names, and the stable hash that
+splits a generated item space into train and test."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import random
+import re
+import string
+
+_PUNCT = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop punctuation, drop the articles a/an/the and collapse whitespace (SQuAD)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    """1.0 when both normalise to the same string, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """Bag-of-tokens F1 of the normalised strings; two empty strings agree (F1 1), one does not."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    same = sum((collections.Counter(pred) & collections.Counter(ref)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def best_over_golds(prediction: str, golds: list[str]) -> tuple[float, float]:
+    """(EM, F1), each the max over `golds`; golds that normalise to nothing count as "no answer"
+    and an empty gold list means the question has no answer (official SQuAD 2.0 rule)."""
+    golds = [g for g in golds if normalize_answer(g)] or [""]
+    return max(exact_match(prediction, g) for g in golds), max(token_f1(prediction, g) for g in golds)
+
+
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z")
+_VOWELS = ("a", "e", "i", "o", "u")
+_CODAS = ("", "", "n", "r", "s", "l")
+
+
+def made_up_word(rng: random.Random, syllables: int = 2) -> str:
+    """A pronounceable, capitalised nonsense word ("Velin", "Dorasko"); the small syllable
+    inventory keeps the BPE vocabulary the names need small."""
+    parts = [rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(syllables)]
+    return ("".join(parts) + rng.choice(_CODAS)).capitalize()
+
+
+def unique_words(rng: random.Random, n: int, taken: set[str], syllables: int = 2) -> list[str]:
+    """`n` made-up words, distinct from each other and from `taken` (which is updated)."""
+    words = []
+    while len(words) < n:
+        word = made_up_word(rng, syllables)
+        if word not in taken:
+            taken.add(word)
+            words.append(word)
+    return words
+
+
+def in_test_partition(key: str, test_share: int = 5) -> bool:
+    """Whether an item belongs to the test side of a fixed train/test partition of its space.
+
+    A stable hash (not `hash()`, which is salted per process) of the item's prompt: train and test
+    never share a prompt whatever their seeds and sizes, and a split needs no knowledge of the other.
+    One item in `test_share` is on the test side."""
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % test_share == 0

@@ -1,0 +1,107 @@
+"""The commonsense family: generated world, multiple-choice format, letter extraction, scoring."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from synthmix.tasks import get_task
+from synthmix.tasks.commonsense import FACTS, LETTERS, parse_prompt
+
+TASK = get_task("commonsense")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return TASK.build("train", 2000, 0), TASK.build("test", 200, 0)
+
+
+def test_build_is_deterministic_in_the_seed(splits):
+    train, test = splits
+    assert TASK.build("train", 2000, 0) == train
+    assert TASK.build("test", 200, 0) == test
+    assert TASK.build("test", 200, 1) != test
+
+
+def test_train_and_test_share_no_prompt_nor_question(splits):
+    train, test = splits
+    assert not {ex["prompt"] for ex in train} & {ex["prompt"] for ex in test}
+    # held-out (template, object) pairs: not even the question line is shared
+    question = lambda ex: parse_prompt(ex["prompt"])[0]  # noqa: E731
+    assert not {question(ex) for ex in train} & {question(ex) for ex in test}
+    assert len({ex["id"] for ex in train + test}) == len(train) + len(test)
+
+
+def test_every_test_fact_is_taught_in_train(splits):
+    train, test = splits
+    taught = {(ex["object"], ex["attribute"]) for ex in train}
+    assert all((ex["object"], ex["attribute"]) in taught for ex in test)
+
+
+def test_schema_and_gold(splits):
+    train, test = splits
+    for ex in train[:300] + test:
+        assert ex["completion"].startswith(" ")
+        assert len(ex["choices"]) == 5 and len(set(ex["choices"])) == 5
+        assert ex["choices"][ex["label"]] == FACTS[ex["attribute"]][ex["object"]]
+        assert TASK.choices(ex)[ex["label"]] == ex["completion"]
+        assert parse_prompt(ex["prompt"])[1] == ex["choices"]
+
+
+def test_gold_letters_are_spread_over_a_to_e(splits):
+    counts = Counter(ex["label"] for ex in splits[1])
+    assert set(counts) == set(range(5)) and max(counts.values()) < 0.35 * 200
+
+
+def test_extract_reads_the_leading_letter():
+    assert TASK.extract(" B) garage") == "B"
+    assert TASK.extract("E") == "E"
+    assert TASK.extract(" (C) library") == "C"
+    assert TASK.extract(" D. closet") == "D"
+    assert TASK.extract(" Banana") is None  # a word starting with a letter is not a choice
+    assert TASK.extract(" F) zoo") is None
+    assert TASK.extract(" b) garage") is None
+    assert TASK.extract("") is None
+
+
+def test_score_gold_right_and_other_letters_wrong(splits):
+    test = splits[1][:50]
+    assert [s.correct for s in TASK.score(test, [ex["completion"] for ex in test])] == [1.0] * 50
+    wrong = [TASK.choices(ex)[(ex["label"] + 1) % 5] for ex in test]
+    scored = TASK.score(test, wrong)
+    assert all(s.correct == 0.0 for s in scored)
+    assert TASK.summarize(test, scored) == {"accuracy": 0.0}
+    assert TASK.score(test[:1], [" nonsense"])[0].extracted is None
+
+
+def test_trivial_baseline_is_chance(splits):
+    assert TASK.trivial_baseline(*splits) == {"name": "chance", "score": 0.2}
+
+
+def test_parse_instance_round_trips(splits):
+    for ex in splits[1][:20]:
+        parsed = TASK.parse_instance(TASK.render_instance(ex))
+        assert {k: parsed[k] for k in ("prompt", "completion", "choices", "label")} == {
+            k: ex[k] for k in ("prompt", "completion", "choices", "label")
+        }
+    assert TASK.parse_instance("Question: Where is a cat?\nAnswer: A) home") is None  # no choices
+    assert TASK.parse_instance("Question: Where?\nChoices: A) a B) b C) c D) d E) e") is None  # no answer
+
+
+def test_checks_flag_malformed_samples(splits):
+    ex = splits[1][0]
+    assert all(TASK.checks(ex).values())
+    other = LETTERS[(ex["label"] + 1) % 5]
+    mismatched = {**ex, "completion": f" {other}) {ex['choices'][ex['label']]}"}
+    assert TASK.checks(mismatched) == {"prompt_format": True, "valid_choice": True, "choice_text_matches": False}
+    assert TASK.checks({**ex, "completion": " garage"})["valid_choice"] is False
+    assert TASK.checks({**ex, "prompt": "Question: hi\nAnswer:"})["prompt_format"] is False
+
+
+def test_texts_are_short_and_instance_prompt_starts_a_question(splits):
+    lo, hi = TASK.completion_chars
+    assert all(lo <= len(ex["completion"]) <= hi for ex in splits[0])
+    assert max(len(ex["prompt"] + ex["completion"]) for ex in splits[0]) < 250
+    assert TASK.instance_prompt(random.Random(0)) == "Question:"
