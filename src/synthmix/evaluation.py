@@ -110,6 +110,8 @@ def run(params: Params, iteration: int) -> None:
     reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}
     for name in params.tasks:
         task = get_task(name)
+        if hasattr(task, "timeout_s"):  # families that execute code take the sandbox limits
+            task.timeout_s, task.memory_mb = params.evaluate.code_timeout_s, params.evaluate.code_memory_mb
         result, rows, reliability = evaluate_task(params, iteration, task)
         scores[name] = result
         write_jsonl(paths.predictions(iteration, name), rows)
