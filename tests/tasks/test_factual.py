@@ -72,7 +72,7 @@ def test_trivial_baseline_is_the_most_frequent_train_answer():
 def test_parse_instance_round_trips(splits):
     for ex in splits[1][:20]:
         parsed = TASK.parse_instance(TASK.render_instance(ex))
-        assert (parsed["prompt"], parsed["completion"], parsed["answers"]) == (ex["prompt"], ex["completion"], ex["answers"][:1])
+        assert parsed == {"prompt": ex["prompt"], "completion": ex["completion"], "answers": ex["answers"][:1]}
     assert TASK.parse_instance("Question: Who?\nAnswer: ")["answers"] is None
     assert TASK.parse_instance("Who founded it? Velin") is None
 

@@ -84,7 +84,7 @@ def test_trivial_baseline_is_the_most_frequent_train_answer():
 def test_parse_instance_round_trips(splits):
     for ex in splits[1][:20]:
         parsed = TASK.parse_instance(TASK.render_instance(ex))
-        assert (parsed["prompt"], parsed["completion"], parsed["answer"]) == (ex["prompt"], ex["completion"], ex["answer"])
+        assert parsed == {"prompt": ex["prompt"], "completion": ex["completion"], "answer": ex["answer"]}
     assert TASK.parse_instance("Question: Tom has 2.\nAnswer: 2 + 1 = 3.")["answer"] is None
     assert TASK.parse_instance("Tom has 2 apples. #### 2") is None
 

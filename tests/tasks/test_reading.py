@@ -95,7 +95,7 @@ def test_trivial_baseline_is_always_unanswerable(splits):
 def test_parse_instance_round_trips(splits):
     for ex in splits[1][:30]:
         parsed = TASK.parse_instance(TASK.render_instance(ex))
-        assert (parsed["prompt"], parsed["completion"], parsed["answers"]) == (ex["prompt"], ex["completion"], ex["answers"])
+        assert parsed == {"prompt": ex["prompt"], "completion": ex["completion"], "answers": ex["answers"]}
     assert TASK.parse_instance("Passage: x\nAnswer: y") is None
 
 

@@ -28,7 +28,9 @@ from synthmix.tasks.base import Example, Scored, TaskFamily, register
 from synthmix.tasks.text import in_test_partition
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-INT_PARAMS, LIST_PARAMS, STR_PARAMS = ("x", "n", "value", "num"), ("xs", "nums", "values", "arr"), ("s", "text", "word", "name")
+INT_PARAMS = ("x", "n", "value", "num")
+LIST_PARAMS = ("xs", "nums", "values", "arr")
+STR_PARAMS = ("s", "text", "word", "name")
 WORDS = ("apple", "banana", "cherry", "hello", "world", "python", "orange", "tiger", "river", "stone")
 
 

@@ -41,7 +41,8 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
                      "{s} is based in which city?", "What city is home to {s}?"),
     "founder": ("Who founded {s}?", "Who is the founder of {s}?", "{s} was founded by whom?", "Who started {s}?",
                 "Who created the company {s}?"),
-    "capital": ("What is the capital of {s}?", "Which city is the capital of {s}?", "{s} has which city as its capital?",
+    "capital": ("What is the capital of {s}?", "Which city is the capital of {s}?",
+                "{s} has which city as its capital?",
                 "What city is the capital of {s}?", "Where does the government of {s} sit?"),
 }
 

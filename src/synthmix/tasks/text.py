@@ -1,6 +1,6 @@
-"""Text helpers shared by the factual and reading families: SQuAD-style answer normalisation and
-scoring (the official SQuAD 2.0 evaluation script's rules), made-up names, and the stable hash that
-splits a generated item space into train and test."""
+"""Text helpers shared by task families: SQuAD-style answer normalisation and scoring (the
+official SQuAD 2.0 script's rules; factual and reading), made-up names (factual and reading), and
+the stable hash that splits a generated item space into train and test (math, reading, code)."""
 
 from __future__ import annotations
 
