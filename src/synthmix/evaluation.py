@@ -97,7 +97,7 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
             "extracted": s.extracted,
             "correct": bool(s.correct),
             "confidence": conf,
-            **{k: v for k, v in s.extra.items()},
+            **s.extra,
         }
         for ex, text, s, conf in zip(examples, texts, scored, confidences)
     ]

@@ -39,7 +39,7 @@ def checkpoint_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _answers(task: TaskFamily, external: list[Example], n: int, texts: list[str], origin: dict[str, Any]) -> list[Example]:
+def _answers(task: TaskFamily, external: list[Example], texts: list[str], origin: dict[str, Any]) -> list[Example]:
     rows = []
     for k, text in enumerate(texts):
         source = external[k % len(external)]
@@ -82,7 +82,7 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
     )
     texts = [g.text for g in gens]
     if cfg.mode == "answers":
-        return _answers(task, external, n, texts, origin)
+        return _answers(task, external, texts, origin)
     return _instances(task, prompts, texts, origin)
 
 
@@ -104,5 +104,5 @@ def run(params: Params, iteration: int) -> int:
         meta["tasks"][name] = {"samples": len(rows), "model": rows[0]["origin"]["model"] if rows else None,
                                "model_sha256": rows[0]["origin"]["model_sha256"] if rows else None}
         print(f"iter{iteration}/{name}: {len(rows)} synthetic samples ({params.generate.mode})")
-    write_json(paths.synthetic_raw(iteration, "x").parent / "meta.json", meta)
+    write_json(paths.synthetic_meta(iteration), meta)
     return 0

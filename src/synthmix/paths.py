@@ -33,6 +33,16 @@ def synthetic_valid(iteration: int, task: str) -> Path:
     return DATA / "synthetic" / "validated" / f"iter{iteration}" / f"{task}.jsonl"
 
 
+def synthetic_meta(iteration: int) -> Path:
+    """Which model generated iteration `iteration`'s synthetic data, and with which sampling params."""
+    return DATA / "synthetic" / "raw" / f"iter{iteration}" / "meta.json"
+
+
+def validation_details(iteration: int) -> Path:
+    """The full great-expectations report (per-expectation statistics, failing examples)."""
+    return DATA / "synthetic" / "validated" / f"iter{iteration}" / "report.json"
+
+
 def model(iteration: int, task: str) -> Path:
     return MODELS / f"iter{iteration}" / task
 

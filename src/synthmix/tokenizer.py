@@ -46,8 +46,6 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int) -> PreTrainedTokenize
 
 def run(params: Params) -> None:
     """Train the tokenizer on every task's external train split and save it."""
-    if not params.uses_ladder:
-        print(f"model {params.model!r} brings its own tokenizer; writing a marker only")
     tok = train_tokenizer(_texts(params), params.tokenizer.vocab_size)
     out = paths.tokenizer()
     tok.save_pretrained(out)

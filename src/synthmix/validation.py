@@ -386,10 +386,10 @@ def run(params: Params, iteration: int) -> int:
         headline[name]["kept"] = len(kept)
         print(f"iter{iteration}/{name}: {report.n_malformed}/{report.n_samples} malformed, "
               f"{len(report.duplicate_ids)} duplicates, kept {len(kept)} ({cfg.on_invalid})")
-    write_json(paths.synthetic_valid(iteration, "report").with_name("report.json"), full)
+    write_json(paths.validation_details(iteration), full)
     write_json(paths.validation_report(iteration), headline)
     if failures:
         print("\n\n".join(failures), file=sys.stderr)
-        print(f"full report: {paths.synthetic_valid(iteration, 'report').with_name('report.json')}", file=sys.stderr)
+        print(f"full report: {paths.validation_details(iteration)}", file=sys.stderr)
         return 1
     return 0

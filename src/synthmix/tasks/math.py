@@ -25,7 +25,7 @@ from collections import Counter
 from typing import Any, Literal
 
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
-from synthmix.tasks.text import in_test_partition
+from synthmix.tasks.text import build_partitioned
 
 PEOPLE = (("Tom", "he"), ("Anna", "she"), ("Ben", "he"), ("Lily", "she"), ("Sam", "he"), ("Mia", "she"),
           ("Max", "he"), ("Emma", "she"), ("Leo", "he"), ("Zoe", "she"), ("Jack", "he"), ("Ella", "she"))
@@ -81,21 +81,13 @@ class Math(TaskFamily):
     def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
         """`n` distinct problems from the split's side of the problem space."""
         rng = random.Random(f"{self.name}:{split}:{seed}")
-        rows: list[Example] = []
-        seen: set[str] = set()
-        while len(rows) < n:
+
+        def draw() -> tuple[str, Example]:
             question, solution, answer = _problem(rng)
-            prompt = f"Question: {question}\nAnswer:"
-            if prompt in seen or in_test_partition(prompt) != (split == "test"):
-                continue
-            seen.add(prompt)
-            rows.append({
-                "id": f"{self.name}-{split}-{len(rows):06d}",
-                "prompt": prompt,
-                "completion": f" {solution}\n#### {answer}",
-                "answer": str(answer),
-            })
-        return rows
+            fields = {"completion": f" {solution}\n#### {answer}", "answer": str(answer)}
+            return f"Question: {question}\nAnswer:", fields
+
+        return build_partitioned(self.name, split, n, draw)
 
     def extract(self, text: str) -> float | None:
         """The number after the last "#### " (commas stripped), None when absent or unparsable."""

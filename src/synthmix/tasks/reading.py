@@ -32,7 +32,7 @@ import re
 from typing import Any, Literal
 
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
-from synthmix.tasks.text import best_over_golds, in_test_partition, normalize_answer, unique_words
+from synthmix.tasks.text import best_over_golds, build_partitioned, normalize_answer, unique_words
 
 NO_ANSWER = "unanswerable"
 UNANSWERABLE_SHARE = 1 / 3
@@ -106,21 +106,13 @@ class Reading(TaskFamily):
     def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
         """`n` distinct items from the split's side of the item space."""
         rng = random.Random(f"{self.name}:{split}:{seed}")
-        rows: list[Example] = []
-        seen: set[str] = set()
-        while len(rows) < n:
+
+        def draw() -> tuple[str, Example]:
             passage, question, answers = _item(rng)
             prompt = f"Passage: {passage}\nQuestion: {question}\nAnswer:"
-            if prompt in seen or in_test_partition(prompt) != (split == "test"):
-                continue
-            seen.add(prompt)
-            rows.append({
-                "id": f"{self.name}-{split}-{len(rows):06d}",
-                "prompt": prompt,
-                "completion": f" {answers[0] if answers else NO_ANSWER}",
-                "answers": answers,
-            })
-        return rows
+            return prompt, {"completion": f" {answers[0] if answers else NO_ANSWER}", "answers": answers}
+
+        return build_partitioned(self.name, split, n, draw)
 
     def extract(self, text: str) -> str:
         """The completion's first line, stripped; "unanswerable" (any case) and an empty completion

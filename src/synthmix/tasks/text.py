@@ -9,6 +9,8 @@ import hashlib
 import random
 import re
 import string
+from collections.abc import Callable
+from typing import Any
 
 _PUNCT = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
@@ -74,3 +76,21 @@ def in_test_partition(key: str, test_share: int = 5) -> bool:
     never share a prompt whatever their seeds and sizes, and a split needs no knowledge of the other.
     One item in `test_share` is on the test side."""
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % test_share == 0
+
+
+def build_partitioned(
+    name: str, split: str, n: int, draw: Callable[[], tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """`n` examples with distinct prompts from `split`'s side of the partition.
+
+    `draw()` returns one candidate's prompt and its other fields; candidates on the other side or
+    already drawn are skipped. Ids are "<name>-<split>-<index>"."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while len(rows) < n:
+        prompt, fields = draw()
+        if prompt in seen or in_test_partition(prompt) != (split == "test"):
+            continue
+        seen.add(prompt)
+        rows.append({"id": f"{name}-{split}-{len(rows):06d}", "prompt": prompt, **fields})
+    return rows
