@@ -61,3 +61,29 @@ def test_shipped_params_round_trip_through_yaml(tmp_path):
     raw["ratio"] = 0.3
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert load_params(tmp_path / "params.yaml").ratio == 0.3
+
+
+def test_profile_overrides_every_section_it_names_and_nothing_else():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    builtin = parse_params(raw)
+    raw["profile"] = "paper"
+    paper = parse_params(raw)
+    assert paper.model == raw["profiles"]["paper"]["model"] != builtin.model
+    assert paper.train.mixed_precision == raw["profiles"]["paper"]["train"]["mixed_precision"]
+    # keys the profile leaves alone keep the base file's values, nested ones included
+    assert paper.train.epochs == builtin.train.epochs
+    assert paper.generate == builtin.generate
+
+
+def test_a_typo_in_an_inactive_profile_is_caught():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profiles"]["paper"]["train"]["lr"] = 0.1
+    with pytest.raises(ParamsError, match=r"profiles\.paper.*\n.*train\.lr"):
+        parse_params(raw)
+
+
+def test_an_undefined_profile_names_the_defined_ones():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profile"] = "papr"
+    with pytest.raises(ParamsError, match="'papr' is not defined; profiles: builtin, paper"):
+        parse_params(raw)

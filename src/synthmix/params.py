@@ -6,8 +6,9 @@ message that names the key and what is allowed, and nothing is written.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -118,8 +119,11 @@ LADDER = ("tiny", "small", "medium")
 
 
 class Params(Section):
-    """The whole params.yaml."""
+    """The whole params.yaml (with the active profile's overrides already applied)."""
 
+    #: "builtin" (the laptop study) or a key of `profiles`, whose values override the rest
+    profile: str = "builtin"
+    profiles: dict[str, dict[str, Any]] = {}
     ratio: Fraction = 0.2
     seed: Annotated[int, Field(ge=0)] = 0
     #: a ladder size (tiny|small|medium) or a Hugging Face model id / local checkpoint directory
@@ -194,12 +198,52 @@ def _describe(err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _overlay(base: dict, override: dict) -> dict:
+    """`base` with `override` merged in, section by section (nested mappings merge, values replace)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "iterations":
+            out[key] = _overlay(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_profile(raw: dict, name: str) -> dict:
+    """params.yaml as profile `name` sees it: its `profiles.<name>` overrides merged into the rest."""
+    if name == "builtin":
+        return raw
+    profiles = raw.get("profiles") or {}
+    if name not in profiles:
+        raise ParamsError(f"profile: {name!r} is not defined; profiles: builtin, {', '.join(profiles) or '(none)'}")
+    override = profiles[name] or {}
+    forbidden = {"profile", "profiles"} & set(override)
+    if forbidden:
+        raise ParamsError(f"profiles.{name} may not set {sorted(forbidden)}")
+    return _overlay(raw, override)
+
+
 def parse_params(raw: dict, source: str = "params.yaml") -> Params:
-    """Validate a params mapping; raise ParamsError naming every bad key."""
-    try:
-        return Params.model_validate(raw or {})
-    except ValidationError as err:
-        raise ParamsError(f"{source} is invalid:\n{_describe(err)}") from None
+    """Validate a params mapping, with its active profile applied; raise ParamsError naming every bad key.
+
+    Every profile is validated, not only the active one, so a typo in `profiles.paper` is caught
+    on the laptop before anybody books GPUs.
+    """
+    raw = raw or {}
+    if not isinstance(raw.get("profiles", {}), dict):
+        raise ParamsError(f"{source} is invalid:\n  profiles: must be a mapping of profile name -> overrides")
+    active = raw.get("profile", "builtin")
+    for name in ["builtin", *(raw.get("profiles") or {})]:
+        try:
+            params = Params.model_validate(apply_profile(raw, name))
+        except ValidationError as err:
+            where = f"{source}" if name == "builtin" else f"{source} with profile {name!r} (profiles.{name} overrides)"
+            raise ParamsError(f"{where} is invalid:\n{_describe(err)}") from None
+        if name == active:
+            result = params
+    if active != "builtin" and active not in (raw.get("profiles") or {}):
+        apply_profile(raw, active)  # raises, naming the defined profiles
+    return result
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
