@@ -65,6 +65,15 @@ VERBS: dict[str, tuple[str, bool, str, str]] = {
         "Collect metrics/iterations/*.json into metrics/summary.json (deltas against iteration 0, gate "
         "flags) and metrics/curves/ (the per-task curves `dvc plots show` draws).",
     ),
+    "report": (
+        "synthmix.report", False, "the paper's four findings checked on every experiment (HTML, Markdown, JSON)",
+        "Read every finished experiment of the repository (dvc exp show --json, all commits), compare each "
+        "ratio with ratio 0 at the same iteration, model size and setting, and write report.html "
+        "(self-contained, with figures), report.md (figures beside it) and report.json (every number): "
+        "degradation curves, safe thresholds with bootstrap intervals, the fit against log(parameters), "
+        "the four findings with verdicts, the gate's warnings and ECE's lead, task sensitivity, and "
+        "replace vs accumulate. Defaults come from params.yaml `report`.",
+    ),
     "remote": (
         "synthmix.remote", False, "check that a DVC remote and a git remote are ready for sharing",
         "Check that a DVC remote is configured, its storage plugin installed, reachable and writable, "
@@ -74,6 +83,16 @@ VERBS: dict[str, tuple[str, bool, str, str]] = {
 
 #: verb -> extra options (flags, argparse kwargs); their values reach the verb's run() as keywords
 OPTIONS: dict[str, list[tuple[tuple[str, ...], dict]]] = {
+    "report": [
+        (("--out",), {"default": "reports/study", "help": "output directory, relative to --repo (default: %(default)s)"}),
+        (("--repo",), {"default": ".", "help": "the DVC repository to read (default: the current one)"}),
+        (("--rev",), {"action": "append", "metavar": "REV",
+                      "help": "only experiments based on this commit (repeatable; default: every commit)"}),
+        (("--head-only",), {"action": "store_true", "help": "only experiments based on HEAD"}),
+        (("--tolerance",), {"type": float, "help": "relative score tolerance for 'safe' (default: report.tolerance)"}),
+        (("--at-ratio",), {"type": float, "help": "ratio for task sensitivity (default: report.sensitivity_ratio)"}),
+        (("--bootstrap",), {"type": int, "help": "bootstrap resamples (default: report.bootstrap_samples)"}),
+    ],
     "remote": [
         (("--remote",), {"default": None, "help": "DVC remote name (default: the default remote)"}),
         (("--git-remote",), {"default": "origin", "help": "git remote for `dvc exp push` (default: %(default)s)"}),

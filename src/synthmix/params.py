@@ -30,14 +30,117 @@ class Iteration(Section):
     prev: Annotated[int, Field(ge=0)]
 
 
-class PrepareParams(Section):
-    """How the external (human-made) data is obtained."""
+#: `prepare.source: hub`: per task and split, the dataset `datasets.load_dataset(path, name,
+#: split=split, revision=revision)` reads and the adapter (`format`, synthmix.tasks.hub) that maps
+#: its rows into the family's examples. params.yaml overrides any key; the rest stays as here.
+HUB_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "commonsense": {
+        "train": {"path": "tau/commonsense_qa", "split": "train", "format": "commonsense_qa"},
+        # the test split's labels are hidden (empty answerKey): the validation split is the test set
+        "test": {"path": "tau/commonsense_qa", "split": "validation", "format": "commonsense_qa"},
+    },
+    "math": {
+        "train": {"path": "openai/gsm8k", "name": "main", "split": "train", "format": "gsm8k"},
+        "test": {"path": "openai/gsm8k", "name": "main", "split": "test", "format": "gsm8k"},
+    },
+    "factual": {
+        "train": {"path": "google-research-datasets/nq_open", "split": "train", "format": "nq_open"},
+        "test": {"path": "google-research-datasets/nq_open", "split": "validation", "format": "nq_open"},
+    },
+    "reading": {
+        "train": {"path": "rajpurkar/squad_v2", "split": "train", "format": "squad_v2"},
+        "test": {"path": "rajpurkar/squad_v2", "split": "validation", "format": "squad_v2"},
+    },
+    "code": {
+        # MBPP rows become HumanEval-like problems (signature + docstring -> body)
+        "train": {"path": "google-research-datasets/mbpp", "name": "full", "split": "train", "format": "mbpp"},
+        "test": {"path": "openai/openai_humaneval", "split": "test", "format": "humaneval"},
+    },
+}
 
-    source: Literal["builtin"] = "builtin"
-    train_size: Positive = 2000
-    test_size: Positive = 200
+
+class HubSplit(Section):
+    """One split of a dataset on the Hugging Face hub (or a local directory laid out like its repo)."""
+
+    #: hub id ("openai/gsm8k") or a local directory holding the repo's files
+    path: Annotated[str, Field(min_length=1)]
+    #: the dataset's config ("main" for gsm8k, "full" for mbpp); None: its only/default config
+    name: str | None = None
+    #: a split name, or datasets' split syntax ("train+validation", "train[:1000]")
+    split: Annotated[str, Field(min_length=1)]
+    #: a commit sha, tag or branch of the dataset repo; None: the latest (pin it for reproducibility)
+    revision: str | None = None
+    #: the adapter mapping the rows (commonsense_qa, gsm8k, nq_open, squad_v2, humaneval, mbpp)
+    format: Annotated[str, Field(min_length=1)]
+
+
+class HubTask(Section):
+    """Where one task's train and test examples come from."""
+
+    train: HubSplit
+    test: HubSplit
+
+
+class PrepareParams(Section):
+    """How the external (human-made) data is obtained.
+
+    builtin: each family generates exactly `train_size`/`test_size` examples from `seed`.
+    hub: the real benchmarks (`hub`); the sizes are caps: a split with more rows is cut to a
+    seeded random sample of that many (kept in the dataset's order), null keeps every row.
+    """
+
+    source: Literal["builtin", "hub"] = "builtin"
+    train_size: Positive | None = 2000
+    test_size: Positive | None = 200
     #: per-task overrides, e.g. {code: {train_size: 1000}}
-    sizes: dict[str, dict[Literal["train_size", "test_size"], Positive]] = {}
+    sizes: dict[str, dict[Literal["train_size", "test_size"], Positive | None]] = {}
+    #: per task: {train: {path, name, split, revision, format}, test: {...}}, over HUB_DEFAULTS
+    hub: dict[str, HubTask] = Field(default_factory=lambda: copy.deepcopy(HUB_DEFAULTS), validate_default=True)
+
+    @field_validator("hub", mode="before")
+    @classmethod
+    def _hub_over_defaults(cls, value: Any) -> Any:
+        """Merge the given keys over HUB_DEFAULTS, so `{math: {train: {revision: abc}}}` changes one key."""
+        value = {} if value is None else value
+        if not isinstance(value, dict):
+            raise ValueError("must be a mapping of task -> {train: {...}, test: {...}}")
+        unknown = sorted(set(value) - set(HUB_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; allowed: {sorted(HUB_DEFAULTS)}")
+        merged: dict[str, Any] = {}
+        for task, default in HUB_DEFAULTS.items():
+            given = value.get(task) or {}
+            if not isinstance(given, dict):
+                raise ValueError(f"{task}: must be a mapping {{train: {{...}}, test: {{...}}}} (got {given!r})")
+            merged[task] = {**copy.deepcopy(default), **given}
+            for split, spec in default.items():
+                if isinstance(given.get(split), dict):
+                    merged[task][split] = {**spec, **given[split]}
+        return merged
+
+    @field_validator("hub")
+    @classmethod
+    def _known_formats(cls, hub: dict[str, HubTask]) -> dict[str, HubTask]:
+        from synthmix.tasks.hub import formats_of
+
+        for task, spec in hub.items():
+            for split in ("train", "test"):
+                fmt, allowed = getattr(spec, split).format, formats_of(task)
+                if fmt not in allowed:
+                    raise ValueError(f"{task}.{split}.format: {fmt!r} is not a {task} adapter; allowed: {allowed}")
+        return hub
+
+    @model_validator(mode="after")
+    def _every_row_needs_hub(self) -> PrepareParams:
+        if self.source == "builtin":
+            unset = [key for key in ("train_size", "test_size") if getattr(self, key) is None]
+            unset += [f"sizes.{task}.{key}" for task, over in self.sizes.items() for key, n in over.items() if n is None]
+            if unset:
+                raise ValueError(
+                    f"{', '.join(unset)}: null (every row) needs source: hub; the built-in families "
+                    "generate exactly as many examples as asked"
+                )
+        return self
 
 
 class TokenizerParams(Section):
@@ -46,12 +149,29 @@ class TokenizerParams(Section):
     vocab_size: Annotated[int, Field(ge=260, le=65536)] = 2048
 
 
+class LoraParams(Section):
+    """LoRA through peft, for models too large to fine-tune whole; r: 0 turns it off.
+
+    After training the adapters are merged into the weights (merge_and_unload), so every
+    checkpoint stays a plain from_pretrained directory and the next iteration starts from it.
+    """
+
+    r: Annotated[int, Field(ge=0)] = 0
+    alpha: Annotated[float, Field(gt=0)] = 16.0
+    dropout: Fraction = 0.05
+    #: GPT-NeoX names: query_key_value, dense, dense_h_to_4h, dense_4h_to_h
+    target_modules: list[str] = ["query_key_value"]
+
+
 class TrainParams(Section):
     """Fine-tuning (3 epochs in the paper), the same for iteration 0 and every later one."""
 
     epochs: Annotated[float, Field(gt=0)] = 3
     # Small batches: a 1M-parameter model needs the number of updates more than a large batch
     # (math: 32% exact at batch 8 vs 17% at batch 16, both 3 epochs of 2000 examples).
+    #: the GLOBAL batch of one forward/backward pass, split across `accelerate.num_processes`
+    #: (each process takes batch_size / num_processes examples of it), so 1 and N processes
+    #: train on the same batches; one optimizer step sees batch_size x gradient_accumulation_steps
     batch_size: Positive = 8
     gradient_accumulation_steps: Positive = 1
     learning_rate: Annotated[float, Field(gt=0, lt=1)] = 2e-3
@@ -66,6 +186,29 @@ class TrainParams(Section):
     loss_on: Literal["completion", "sequence"] = "completion"
     #: what iteration i>=1 fine-tunes: the previous iteration's model, or the base model again
     init: Literal["previous", "base"] = "previous"
+    #: recompute activations in the backward pass (less memory, ~30% more compute): large models
+    gradient_checkpointing: bool = False
+    lora: LoraParams = LoraParams()
+
+
+class AccelerateParams(Section):
+    """How train, generate and evaluate run: one process, or many through `accelerate launch`.
+
+    With num_processes > 1 (or a config_file), those verbs relaunch themselves under
+    `accelerate launch`: training is data parallel (DDP, or FSDP / DeepSpeed by the config file),
+    generation and evaluation split their prompts between the processes. Like `threads`, no stage
+    lists this section: it changes speed, not what is computed (docs/paper-scale.md says how close).
+    """
+
+    num_processes: Positive = 1
+    #: an accelerate config file, e.g. configs/accelerate/fsdp.yaml (None: plain DDP)
+    config_file: str | None = None
+    #: rendezvous port of the launched processes (None: a free port is picked)
+    main_process_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+#: the dtype models are loaded in for inference (generate, evaluate)
+InferenceDtype = Literal["fp32", "bf16", "fp16"]
 
 
 class GenerateParams(Section):
@@ -78,7 +221,9 @@ class GenerateParams(Section):
     mode: Literal["answers", "instances"] = "answers"
     #: synthetic samples per task and iteration, as a multiple of the external train size
     size_factor: Annotated[float, Field(gt=0, le=10)] = 1.0
+    #: prompts per forward pass on one device (each process runs whole batches)
     batch_size: Positive = 256
+    dtype: InferenceDtype = "fp32"
 
 
 class ValidateParams(Section):
@@ -104,6 +249,7 @@ class EvaluateParams(Section):
     diversity_samples: Positive = 200
     code_timeout_s: Annotated[float, Field(gt=0)] = 3.0
     code_memory_mb: Annotated[int, Field(ge=32)] = 256
+    dtype: InferenceDtype = "fp32"
 
 
 class GateParams(Section):
@@ -113,6 +259,17 @@ class GateParams(Section):
     ece_relative_rise: Annotated[float, Field(gt=0)] = 0.5
     ece_absolute_rise: Annotated[float, Field(gt=0)] = 0.05
     score_flat: Annotated[float, Field(ge=0)] = 0.02
+
+
+class ReportParams(Section):
+    """`synthmix report` (no stage reads these: changing them reruns nothing)."""
+
+    #: a ratio is "safe" while the score stays within this relative distance of ratio 0's
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.03
+    #: the ratio at which task sensitivity (relative score change) is compared with the paper's
+    sensitivity_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
+    #: bootstrap resamples of the seeds for the safe threshold's confidence interval
+    bootstrap_samples: Annotated[int, Field(ge=100, le=100000)] = 1000
 
 
 LADDER = ("tiny", "small", "medium")
@@ -142,6 +299,8 @@ class Params(Section):
     mix: MixParams = MixParams()
     evaluate: EvaluateParams = EvaluateParams()
     gate: GateParams = GateParams()
+    accelerate: AccelerateParams = AccelerateParams()
+    report: ReportParams = ReportParams()
 
     @field_validator("tasks")
     @classmethod
@@ -178,8 +337,8 @@ class Params(Section):
     def uses_ladder(self) -> bool:
         return self.model in LADDER
 
-    def size(self, task: str, split: Literal["train", "test"]) -> int:
-        """Number of external examples of `task` in `split`."""
+    def size(self, task: str, split: Literal["train", "test"]) -> int | None:
+        """Number of external examples of `task` in `split` (source hub: a cap; None: every row)."""
         key = "train_size" if split == "train" else "test_size"
         return self.prepare.sizes.get(task, {}).get(key, getattr(self.prepare, key))
 

@@ -1,0 +1,68 @@
+"""`synthmix report`: the paper's four findings checked on every experiment of the repository.
+
+Reads every finished experiment through `dvc exp show --json` (all commits by default), groups
+them by model size, mixing mode and setting, and writes into the output directory:
+
+- report.html: self-contained (figures inlined), for people;
+- report.md: the same tables, with the figures as PNG files beside it;
+- report.json: every number, for scripts.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from synthmix.params import Params
+from synthmix.report import analysis, collect, figures, render
+
+TITLE = "synthmix study report"
+
+
+def build(shown: list[dict], out: Path, settings: analysis.Settings) -> dict[str, Path]:
+    """Analyse an `exp show --json` listing and write the report into `out`; kind -> path."""
+    found = collect.collect(shown)
+    if not found.runs:
+        reasons = found.skipped_summary() or "no rows at all"
+        raise SystemExit(f"synthmix report: no finished experiment to report on ({reasons})")
+    result = analysis.analyse(found.runs, settings)
+    result["runs"] = [
+        {"name": r.name, "rev": r.rev, "model": r.model, "ratio": r.ratio, "seed": r.seed, "mix_mode": r.mix_mode,
+         "iterations": r.iterations, "created": r.created}
+        for r in found.runs
+    ]
+    result["skipped"] = found.skipped
+    labels = analysis.setting_labels(found.runs)
+    runs_table = (["experiment", "model", "ratio", "seed", "mix", "iterations", "setting"],
+                  [[r.name, r.model, f"{r.ratio:.2f}", r.seed, r.mix_mode, max(r.iterations), labels[id(r)] or "—"]
+                   for r in found.runs])
+    out.mkdir(parents=True, exist_ok=True)
+    figs = figures.make_all(result, out / "figures", settings.tolerance, settings.sensitivity_ratio)
+    secs = render.sections(result, runs_table, found.skipped_summary())
+    return {**render.write(result, secs, figs, out, TITLE), **figs}
+
+
+def run(
+    params: Params,
+    out: str = "reports/study",
+    repo: str = ".",
+    rev: list[str] | None = None,
+    head_only: bool = False,
+    tolerance: float | None = None,
+    at_ratio: float | None = None,
+    bootstrap: int | None = None,
+) -> int:
+    cfg = params.report
+    settings = analysis.Settings(
+        tolerance=cfg.tolerance if tolerance is None else tolerance,
+        sensitivity_ratio=cfg.sensitivity_ratio if at_ratio is None else at_ratio,
+        bootstrap_samples=cfg.bootstrap_samples if bootstrap is None else bootstrap,
+        ece_relative_rise=params.gate.ece_relative_rise,
+    )
+    started = time.perf_counter()
+    shown = collect.exp_show(repo, all_commits=not head_only, revs=rev)
+    written = build(shown, Path(repo) / out, settings)
+    print(f"read {len(shown)} commits' experiments in {time.perf_counter() - started:.1f}s")
+    for kind in ("html", "md", "json"):
+        print(f"{kind}: {written[kind]}")
+    return 0

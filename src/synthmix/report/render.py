@@ -1,0 +1,219 @@
+"""The report as sections (title, text, tables, figures), written three ways from the same content:
+report.html (self-contained: figures inlined), report.md (figures beside it) and report.json."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthmix.report.analysis import PAPER, sensitivity
+
+Table = tuple[list[str], list[list[Any]]]
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    tables: list[Table] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return "—" if math.isnan(x) else f"{x:.3f}"
+    return str(x)
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:+.1f}%"
+
+
+def _ms(stat: dict[str, float]) -> str:
+    if not stat or not stat.get("n"):
+        return "—"
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}" if stat["n"] > 1 else f"{stat['mean']:.3f}"
+
+
+def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Section]:
+    s = result["settings"]
+    tasks = result["tasks"]
+    out = [
+        Section(
+            "The paper's findings on these runs",
+            f"Every comparison is against ratio 0 at the same iteration, model size and setting "
+            f"(tolerance {s['tolerance']:.0%} relative; ECE warning at +{s['ece_relative_rise']:.0%}). "
+            "Verdicts: holds, does not hold, or not enough experiments (with the runs that would settle it).",
+            [(["finding", "paper", "these runs", "verdict", "to settle"],
+              [[f["finding"], f["paper"], f["measured"], f["verdict"], f["to_settle"] or ""] for f in result["findings"]])],
+        ),
+        Section("Experiments", f"{len(runs_table[1])} finished experiments"
+                + (f"; left out: {skipped}" if skipped else "")
+                + ".", [runs_table]),
+        Section("Degradation curves",
+                "Task score and ECE against the synthetic ratio, per task, iteration and model size; error bars: "
+                "standard deviation over seeds.", [],
+                ["score_vs_ratio", "ece_vs_ratio", "relative_score"]),
+    ]
+    safe_rows = []
+    for g in result["groups"]:
+        for t in tasks:
+            got = g["safe"][t].get(g["final_iteration"])
+            if got is None:
+                safe_rows.append([g["label"], f"{g['parameters'] / 1e6:.2f}M", t, "—", "—", "needs ratio 0 and a ratio above it"])
+                continue
+            ci = got["ci95"]
+            safe_rows.append([
+                g["label"], f"{g['parameters'] / 1e6:.2f}M", t,
+                (">= " if got["censored"] else "") + f"{got['ratio']:.2f}",
+                f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "— (needs 2+ seeds)",
+                "every tested ratio was within tolerance" if got["censored"] else "",
+            ])
+    fit_rows = []
+    for mode, fit in result["size_fit"].items():
+        for t, per in [*fit["per_task"].items(), ("all tasks", {"fit": fit["pooled"]})]:
+            f = per["fit"]
+            if f:
+                fit_rows.append([mode, t, f"{f['intercept']:.3f}", f"{f['slope_per_decade']:+.3f}", _fmt(f["r2"]), f["points"]])
+    out.append(Section(
+        "Safe threshold per task and model size",
+        f"The largest tested ratio up to which every tested ratio keeps the score within {s['tolerance']:.0%} of ratio 0 "
+        f"(final iteration); 95% interval from {s['bootstrap_samples']} bootstrap resamples of the seeds. "
+        f"Paper: {PAPER['safe_ratio']}.",
+        [(["group", "parameters", "task", "safe ratio", "95% CI", "note"], safe_rows)]
+        + ([(["mix mode", "task", "intercept", "slope per decade of params", "R²", "points"], fit_rows)] if fit_rows else []),
+        ["safe_vs_size"],
+    ))
+    lead_rows = []
+    for g in result["groups"]:
+        for t in tasks:
+            for ratio, v in g["lead"].get(t, {}).items():
+                lead_rows.append([g["label"], t, f"{ratio:.2f}", _fmt(v["ece_rise_iteration"]), _fmt(v["score_fall_iteration"]), _fmt(v["lead"])])
+    gate = result["gate"]
+    gate_rows = [[r["run"], r["model"], f"{r['ratio']:.2f}", r["seed"], r["mix_mode"],
+                  "; ".join(f"iter{it}: {', '.join(ts)}" for it, ts in r["flagged"].items() if ts) or "none"]
+                 for r in gate["rows"]]
+    out.append(Section(
+        "Early warning: the gate and ECE's lead",
+        f"The gate (its rule: ECE against iteration 0) flagged {gate['runs_flagged']} of {gate['runs']} runs. "
+        f"Lead: the first iteration where ECE rose more than {s['ece_relative_rise']:.0%} over ratio 0, and where the score "
+        f"fell more than {s['tolerance']:.0%} below it; lead = score fall - ECE rise (positive: ECE warned first).",
+        [(["group", "task", "ratio", "ECE rise at", "score fall at", "lead (iterations)"], lead_rows),
+         (["run", "model", "ratio", "seed", "mix", "gate flags"], gate_rows)],
+        ["ece_lead"],
+    ))
+    sens = sensitivity(result, s["sensitivity_ratio"])
+    ranked = sorted((t for t in sens if sens[t] is not None), key=lambda t: sens[t])
+    out.append(Section(
+        "Task sensitivity",
+        f"Relative score change at ratio {s['sensitivity_ratio']:.0%} (final iteration, mean over model sizes), most "
+        "sensitive first, beside the paper's Math > Code > Factual > Reading.",
+        [(["rank", "task", "these runs", "paper"],
+          [[i + 1, t, _pct(sens[t]), _pct(PAPER["sensitivity"].get(t))] for i, t in enumerate(ranked)])],
+        ["sensitivity"],
+    ))
+    out.append(Section("Diversity of what the models generate",
+                       "Self-BLEU (higher = less diverse) and Distinct-2 of sampled generations against the ratio.",
+                       [], ["self_bleu_vs_ratio", "distinct_2_vs_ratio"]))
+    if result["mix_modes"]:
+        out.append(Section(
+            "Replace vs accumulate", "Relative score change against ratio 0 at the final iteration, both mixing modes.",
+            [(["model", "task", "ratio", "replace", "accumulate"],
+              [[r["model"], r["task"], f"{r['ratio']:.2f}", _pct(r["replace"]), _pct(r["accumulate"])] for r in result["mix_modes"]])],
+        ))
+    detail = []
+    for g in result["groups"]:
+        for t in tasks:
+            for it in g["iterations"]:
+                for ratio in g["ratios"]:
+                    sc, ec = g["curves"]["score"][t][it].get(ratio), g["curves"]["ece"][t][it].get(ratio)
+                    detail.append([g["label"], t, it, f"{ratio:.2f}", _ms(sc), _pct(g["relative"]["score"][t][it].get(ratio)),
+                                   _ms(ec), _pct(g["relative"]["ece"][t][it].get(ratio))])
+    out.append(Section("All numbers", "Mean ± sd over seeds; changes are relative to ratio 0 at the same iteration.",
+                       [(["group", "task", "iteration", "ratio", "score", "vs ratio 0", "ECE", "vs ratio 0"], detail)]))
+    return out
+
+
+def to_markdown(title: str, secs: list[Section], figures: dict[str, Path], out_dir: Path) -> str:
+    lines = [f"# {title}", ""]
+    for sec in secs:
+        lines += [f"## {sec.title}", ""]
+        if sec.text:
+            lines += [sec.text, ""]
+        for headers, rows in sec.tables:
+            if not rows:
+                continue
+            lines.append("| " + " | ".join(headers) + " |")
+            lines.append("|" + "---|" * len(headers))
+            for row in rows:
+                lines.append("| " + " | ".join(_fmt(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |")
+            lines.append("")
+        for name in sec.figures:
+            if name in figures:
+                lines += [f"![{name}]({figures[name].relative_to(out_dir).as_posix()})", ""]
+    return "\n".join(lines)
+
+
+def to_html(title: str, secs: list[Section], figures: dict[str, Path]) -> str:
+    def cell(c: Any, header: str) -> str:
+        text = html.escape(_fmt(c))
+        if header == "verdict":
+            cls = {"holds": "holds", "does not hold": "fails"}.get(str(c), "unknown")
+            return f'<td class="verdict {cls}">{text}</td>'
+        return f"<td>{text}</td>"
+
+    body = []
+    for sec in secs:
+        body.append(f"<section><h2>{html.escape(sec.title)}</h2>")
+        if sec.text:
+            body.append(f"<p>{html.escape(sec.text)}</p>")
+        for headers, rows in sec.tables:
+            if not rows:
+                continue
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+            trs = "".join("<tr>" + "".join(cell(c, h) for c, h in zip(row, headers)) + "</tr>" for row in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+        for name in sec.figures:
+            if name in figures:
+                data = base64.b64encode(figures[name].read_bytes()).decode()
+                body.append(f'<figure><img class="figure" alt="{name}" src="data:image/png;base64,{data}">'
+                            f"<figcaption>{html.escape(name)}</figcaption></figure>")
+        body.append("</section>")
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1500px;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "vertical-align:top;text-align:left}th{background:#f3f3f3}.verdict.holds{background:#d9f2d9}"
+        ".verdict.fails{background:#f8d7d7}.verdict.unknown{background:#fff3cd}img.figure{max-width:100%}"
+        "figcaption{color:#777;font-size:12px}"
+    )
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>\n")
+
+
+def write(result: dict[str, Any], secs: list[Section], figures: dict[str, Path], out_dir: Path, title: str) -> dict[str, Path]:
+    """Write report.html, report.md and report.json into `out_dir` (figures are already there)."""
+    paths = {"html": out_dir / "report.html", "md": out_dir / "report.md", "json": out_dir / "report.json"}
+    for kind, text in (("html", to_html(title, secs, figures)), ("md", to_markdown(title, secs, figures, out_dir)),
+                       ("json", json.dumps(clean(result), indent=1, sort_keys=True, allow_nan=False) + "\n")):
+        tmp = paths[kind].with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(paths[kind])
+    return paths
+
+
+def clean(o: Any) -> Any:
+    """JSON-safe copy: NaN -> null, tuples -> lists, numeric keys -> strings (JSON has no others)."""
+    if isinstance(o, dict):
+        return {str(k): clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [clean(v) for v in o]
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    return o
