@@ -48,6 +48,7 @@ def make_repo(tmp: Path, overrides: dict) -> Path:
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "configs", repo / "configs")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(params.get(key), dict) and key != "iterations":
@@ -58,6 +59,8 @@ def make_repo(tmp: Path, overrides: dict) -> Path:
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "dvc", "init", "-q")
     sh(repo, "dvc", "config", "core.analytics", "false")
+    # as in the project's .dvc/config: `dvc plots show` pages that render with no internet
+    sh(repo, "dvc", "config", "plots.html_template", "../configs/dvc_plots_page.html")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "study")
     return repo

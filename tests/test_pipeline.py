@@ -55,6 +55,7 @@ def test_metrics_and_plots_through_dvc(study):
                  "metrics_train_iter2_math_plots_metrics_loss_tsv"):
         assert plot in page
     assert "gitignore" not in page
+    assert "cdn.jsdelivr" not in page and "vegaEmbed" in page  # Vega inlined: renders offline
 
 
 def test_nothing_changed_runs_no_stage(study):

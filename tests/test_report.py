@@ -1,0 +1,164 @@
+"""The report's analysis on runs whose answers are known by construction, and its three outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synthmix.report import analysis, build, collect
+from synthmix.report.collect import Run
+
+TASKS = ["math", "factual", "reading", "code"]
+
+
+def make_run(model: str, ratio: float, seed: int, drop: dict[str, float], iterations: int = 2,
+             ece_rise: dict[int, float] | None = None, mix_mode: str = "replace", noise: float = 0.0) -> Run:
+    """A run whose score at iteration i is 0.5 * (1 + drop[task] * ratio / 0.5 * i / iterations) +
+    seed noise; ECE is 0.1 * (1 + ece_rise[i] * ratio / 0.5)."""
+    ece_rise = ece_rise or {}
+    metrics = {}
+    for it in range(iterations + 1):
+        metrics[it] = {}
+        for t in TASKS:
+            score = 0.5 * (1 + drop.get(t, 0.0) * (ratio / 0.5) * (it / iterations)) + noise * (seed - 0.5)
+            ece = 0.1 * (1 + ece_rise.get(it, 0.0) * ratio / 0.5)
+            metrics[it][t] = {"score": score, "ece": ece, "self_bleu": 0.3 + ratio, "distinct_2": 0.6 - ratio}
+    return Run(name=f"{model}-{ratio}-{seed}-{mix_mode}", rev="r", created=f"2026-11-24T00:00:0{seed}", ratio=ratio,
+               seed=seed, model=model, mix_mode=mix_mode, setting={"train.epochs": 3}, tasks=TASKS, metrics=metrics,
+               gate={1: {t: ratio > 0 for t in TASKS}})
+
+
+def grid(drops_by_model: dict[str, dict[str, float]], ratios=(0.0, 0.1, 0.2, 0.3, 0.5), seeds=(0, 1), **kw) -> list[Run]:
+    return [make_run(m, r, s, d, **kw) for m, d in drops_by_model.items() for r in ratios for s in seeds]
+
+
+def test_safe_ratio_is_the_last_ratio_before_the_first_breach():
+    assert analysis.safe_ratio({0.0: 0, 0.1: -0.01, 0.2: -0.029, 0.3: -0.1, 0.5: -0.3}, 0.03) == (0.2, False)
+    # a later recovery does not make a breached ratio safe again
+    assert analysis.safe_ratio({0.0: 0, 0.1: -0.05, 0.2: 0.0}, 0.03) == (0.0, False)
+    # everything within tolerance: censored at the largest tested ratio
+    assert analysis.safe_ratio({0.0: 0, 0.5: 0.02}, 0.03) == (0.5, True)
+    assert analysis.safe_ratio({0.2: -0.5, 0.5: -0.6}, 0.03) is None  # no ratio 0
+    assert analysis.safe_ratio({0.0: 0.0}, 0.03) is None  # nothing to compare
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_collapses_without_noise():
+    runs = grid({"tiny": {"math": -0.2}}, noise=0.0)
+    assert analysis.bootstrap_safe_ratio(runs, 2, "math", 0.03, 200) == (0.0, 0.0)  # -4% already at 0.1
+    noisy = grid({"tiny": {"math": -0.1}}, noise=0.04)
+    lo, hi = analysis.bootstrap_safe_ratio(noisy, 2, "math", 0.03, 500)
+    point = analysis.safe_ratio(analysis.relative_to_zero(analysis.curves(noisy, ["math"], ("score",))["score"]["math"][2]), 0.03)
+    assert lo <= point[0] <= hi
+
+
+def test_log_size_fit_recovers_a_known_line():
+    pts = [(10**6, 0.1), (10**7, 0.2), (10**8, 0.3)]
+    fit = analysis.fit_log_size(pts)
+    assert fit["slope_per_decade"] == pytest.approx(0.1)
+    assert fit["intercept"] == pytest.approx(-0.5)
+    assert fit["r2"] == pytest.approx(1.0)
+    assert analysis.fit_log_size([(10**6, 0.1), (10**6, 0.2)]) is None  # one size only
+
+
+def test_ladder_parameter_count_matches_the_real_model():
+    from synthmix.modeling import count_parameters, ladder_config
+    from transformers import AutoModelForCausalLM
+
+    for size in ("tiny", "small"):
+        model = AutoModelForCausalLM.from_config(ladder_config(size, 2048, 0, 1))
+        run = make_run(size, 0.0, 0, {})
+        assert analysis.parameter_count(run) == count_parameters(model)
+    assert analysis.parameter_count(make_run("EleutherAI/pythia-1.4b", 0.0, 0, {})) == 1_400_000_000
+
+
+def test_findings_hold_when_the_runs_behave_like_the_paper():
+    # reasoning drops more than grounded; the larger model drops less; ECE rises at iteration 1
+    drops = {"math": -0.4, "code": -0.45, "factual": -0.25, "reading": -0.1}
+    runs = grid({"tiny": drops, "small": {t: d / 2 for t, d in drops.items()}}, ratios=(0.0, 0.1, 0.2, 0.3, 0.5),
+                ece_rise={1: 1.0, 2: 1.5})
+    # degradation accelerates beyond 0.2 (no change up to it, linear beyond) and shows only at
+    # iteration 2, one iteration after ECE rose
+    for r in runs:
+        for it, per_task in r.metrics.items():
+            for t, m in per_task.items():
+                eff = max(0.0, r.ratio - 0.2) / 0.3
+                m["score"] = 0.5 * (1 + {"tiny": 1, "small": 0.5}[r.model] * drops[t] * eff * max(0, it - 1))
+    result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=200))
+    verdicts = [f["verdict"] for f in result["findings"]]
+    assert verdicts == ["holds", "holds", "holds", "holds"], json.dumps(result["findings"], indent=1)
+    tiny = next(g for g in result["groups"] if g["model"] == "tiny")
+    assert tiny["safe"]["math"][2]["ratio"] == 0.2
+    assert tiny["lead"]["math"][0.5] == {"ece_rise_iteration": 1, "score_fall_iteration": 2, "lead": 1}
+
+
+def test_findings_do_not_hold_when_nothing_degrades_and_say_what_is_missing():
+    flat = analysis.analyse(grid({"tiny": {}}), analysis.Settings(bootstrap_samples=100))
+    by_number = {f["finding"][0]: f for f in flat["findings"]}
+    assert by_number["1"]["verdict"] == "does not hold"  # no acceleration beyond 30%
+    assert by_number["2"]["verdict"] == "not enough experiments"  # one model size
+    assert "-S model=" in by_number["2"]["to_settle"]
+    assert by_number["4"]["verdict"] == "does not hold"  # every task flat: reasoning not worse
+    only_zero = analysis.analyse(grid({"tiny": {}}, ratios=(0.0,)), analysis.Settings(bootstrap_samples=100))
+    assert all(f["verdict"] == "not enough experiments" for f in only_zero["findings"])
+
+
+def test_ece_lead_counts_iterations_between_ece_rise_and_score_fall():
+    runs = grid({"tiny": {"math": -0.3}}, ratios=(0.0, 0.5), iterations=3, ece_rise={1: 1.0, 2: 1.0, 3: 1.0})
+    for r in runs:  # the score holds at iteration 1 and falls from iteration 2 on
+        for it in (1, 2, 3):
+            r.metrics[it]["math"]["score"] = 0.5 * (1 - (0.2 * r.ratio / 0.5 if it >= 2 else 0.0))
+    result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))
+    lead = result["groups"][0]["lead"]["math"][0.5]
+    assert lead == {"ece_rise_iteration": 1, "score_fall_iteration": 2, "lead": 1}
+    f3 = result["findings"][2]
+    assert f3["verdict"] == "holds" and "ECE led by +1.0" in f3["measured"]
+
+
+def test_replace_and_accumulate_are_compared_side_by_side():
+    runs = grid({"tiny": {"math": -0.3}}, ratios=(0.0, 0.5)) + grid({"tiny": {"math": -0.05}}, ratios=(0.0, 0.5), mix_mode="accumulate")
+    result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))
+    row = next(r for r in result["mix_modes"] if r["task"] == "math")
+    assert row["replace"] == pytest.approx(-0.3) and row["accumulate"] == pytest.approx(-0.05)
+
+
+def _exp_show(runs: list[Run]) -> list[dict]:
+    """The shape `dvc exp show --json` gives (one baseline commit with experiments under it)."""
+    def data(run: Run) -> dict:
+        params = {"ratio": run.ratio, "seed": run.seed, "model": run.model, "tasks": run.tasks, "mix": {"mode": run.mix_mode},
+                  "iterations": {f"iter{i}": {"id": i, "prev": i - 1} for i in run.iterations if i}}
+        metrics = {f"metrics/iterations/iter{i}.json": {"data": m} for i, m in run.metrics.items()}
+        metrics.update({f"metrics/gate/iter{i}.json": {"data": {t: {"flagged": f} for t, f in g.items()}} for i, g in run.gate.items()})
+        return {"rev": run.name, "timestamp": run.created, "params": {"params.yaml": {"data": params}}, "metrics": metrics}
+
+    exps = [{"name": r.name, "executor": None, "revs": [{"rev": r.name, "name": r.name, "data": data(r)}]} for r in runs]
+    exps.append({"name": "pending", "executor": {"state": "queued"}, "revs": [{"rev": "p", "name": "pending", "data": {}}]})
+    return [{"rev": "abc1234def", "name": "main", "data": {}, "experiments": exps}]
+
+
+def test_collect_reads_exp_show_rows_and_keeps_the_newest_duplicate():
+    runs = grid({"tiny": {"math": -0.2}}, ratios=(0.0, 0.5), iterations=1)
+    stale = make_run("tiny", 0.5, 0, {"math": 0.5}, iterations=1)
+    stale.created = "2020-01-01T00:00:00"
+    found = collect.collect(_exp_show(runs + [stale]))
+    assert len(found.runs) == len(runs)
+    kept = next(r for r in found.runs if r.ratio == 0.5 and r.seed == 0)
+    assert kept.metrics[1]["math"]["score"] < 0.5  # the newer (degrading) run, not the stale one
+    assert found.skipped == {"pending": "queued", "main": "no params.yaml"}
+    assert kept.gate[1]["math"] is True
+
+
+def test_report_writes_html_markdown_and_json_with_every_figure(tmp_path):
+    runs = grid({"tiny": {"math": -0.3, "code": -0.3}, "small": {"math": -0.1}}, ratios=(0.0, 0.2, 0.5))
+    written = build(_exp_show(runs), tmp_path, analysis.Settings(bootstrap_samples=100))
+    html = written["html"].read_text()
+    md = written["md"].read_text()
+    data = json.loads(written["json"].read_text())
+    figures = [k for k in written if k not in ("html", "md", "json")]
+    assert {"score_vs_ratio", "ece_vs_ratio", "relative_score", "ece_lead", "safe_vs_size", "sensitivity"} <= set(figures)
+    assert html.count("data:image/png;base64,") == len(figures)  # self-contained
+    for name in figures:
+        assert f"](figures/{name}.png)" in md and written[name].stat().st_size > 5000
+    assert [f["finding"][:2] for f in data["findings"]] == ["1.", "2.", "3.", "4."]
+    assert len(data["runs"]) == len(runs)
+    assert data["groups"][0]["safe"]["math"]["2"]["ratio"] is not None
