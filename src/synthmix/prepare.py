@@ -1,25 +1,80 @@
-"""Stage `prepare`: write every task's external (human-made stand-in) train and test splits.
+"""Stage `prepare`: write every task's external (human-made) train and test splits.
 
-The built-in families are generated from `seed`, so the data is exactly reproducible and every
-metric is exact. Also records each task's trivial baseline: the score the model must beat.
+`prepare.source: builtin` (the default): the built-in families are generated from `seed`, so the
+data is exactly reproducible and every metric is exact.
+
+`prepare.source: hub`: the paper's benchmarks (CommonsenseQA, GSM8K, NQ-Open, SQuAD 2.0, MBPP and
+HumanEval) read through `datasets` and mapped into the same families' formats
+(`synthmix.tasks.hub`, docs/paper-data.md); `train_size`/`test_size` are caps (a seeded sample),
+null keeps every row. Each task's provenance (dataset, config, split, revision, fingerprint, rows
+skipped or dropped) goes to data/external/<task>/source.json.
+
+Also records each task's trivial baseline: the score the model must beat.
 """
 
 from __future__ import annotations
+
+import sys
+from typing import Any
 
 from datasets import Dataset
 
 from synthmix import paths
 from synthmix.params import Params
 from synthmix.records import write_json
-from synthmix.tasks import get_task
+from synthmix.tasks import TaskFamily, get_task
+from synthmix.tasks.hub import HubError
 
 
-def run(params: Params) -> None:
-    """Build and write data/external/<task>/{train,test}.jsonl and metrics/external.json."""
-    summary = {}
+def _builtin(params: Params, name: str) -> tuple[dict[str, list[dict]], None]:
+    task = get_task(name)
+    return {split: task.build(split, params.size(name, split), params.seed) for split in ("train", "test")}, None
+
+
+def _hub(params: Params, name: str) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    from synthmix.tasks.hub import load_task
+
+    caps = {split: params.size(name, split) for split in ("train", "test")}
+    data = load_task(name, params.prepare.hub[name], caps, params.seed)
+    splits = {split: d.examples for split, d in data.items()}
+    source = {"task": name, "seed": params.seed, **{split: d.info for split, d in data.items()},
+              "gold_checks": _gold_checks(get_task(name), splits)}
+    return splits, source
+
+
+def _gold_checks(task: TaskFamily, splits: dict[str, list[dict]]) -> dict[str, Any]:
+    """How the family's validity rules (written for the built-in data) see the gold data: the share of
+    gold examples failing each check or outside `completion_chars`. A non-zero share means the validate
+    stage will flag that share of synthetic samples whatever the model writes."""
+    rows = splits["train"] + splits["test"]
+    lo, hi = task.completion_chars
+    failed: dict[str, float] = {}
+    for ex in rows:
+        for key, ok in task.checks(ex).items():
+            failed[key] = failed.get(key, 0.0) + (not ok)
+    lengths = [len(ex["completion"]) for ex in rows]
+    return {
+        "failed_share": {key: count / len(rows) for key, count in sorted(failed.items())},
+        "completion_chars": {"family_bounds": [lo, hi], "gold_min": min(lengths), "gold_max": max(lengths),
+                             "outside_share": sum(not lo <= n <= hi for n in lengths) / len(rows)},
+    }
+
+
+def run(params: Params) -> int:
+    """Build and write data/external/<task>/{train,test}.jsonl and metrics/external.json.
+
+    Every task is loaded before anything is written, so a dataset that cannot be read leaves the
+    previous outputs as they were."""
+    loaded = {}
     for name in params.tasks:
+        try:
+            loaded[name] = _hub(params, name) if params.prepare.source == "hub" else _builtin(params, name)
+        except HubError as err:
+            print(f"synthmix prepare: {name}: {err}", file=sys.stderr)
+            return 1
+    summary = {}
+    for name, (splits, source) in loaded.items():
         task = get_task(name)
-        splits = {split: task.build(split, params.size(name, split), params.seed) for split in ("train", "test")}
         for split, rows in splits.items():
             out = paths.ensure_parent(paths.external(name, split))
             tmp = out.with_suffix(".jsonl.tmp")
@@ -31,4 +86,23 @@ def run(params: Params) -> None:
                          "trivial_baseline": baseline["score"]}
         print(f"{name}: {len(splits['train'])} train / {len(splits['test'])} test; "
               f"trivial baseline ({baseline['name']}) {task.score_name}={baseline['score']:.3f}")
+        if source is not None:
+            write_json(paths.external(name, "train").parent / "source.json", source)
+            summary[name].update({f"{split}_available": source[split]["available"] for split in ("train", "test")})
+            summary[name]["skipped_rows"] = source["train"]["skipped"] + source["test"]["skipped"]
+            for split in ("train", "test"):
+                info = source[split]
+                print(f"  {split}: {info['path']} ({info.get('name') or 'default'}, {info['split']}; "
+                      f"{info['loaded_from']}): {info['rows']} rows, {info['skipped']} skipped, "
+                      f"{info['dropped_test_prompt_overlap']} dropped (prompt also in test), "
+                      f"{info['examples']} kept (cap {info['cap']})")
+            flagged = {k: v for k, v in source["gold_checks"]["failed_share"].items() if v}
+            outside = source["gold_checks"]["completion_chars"]["outside_share"]
+            if flagged or outside:
+                shown = ", ".join(f"{k} {v:.1%}" for k, v in flagged.items())
+                print(f"  note: the {name} family's validity rules, written for the built-in data, reject gold "
+                      f"examples too ({shown + '; ' if shown else ''}completion length outside "
+                      f"{task.completion_chars}: {outside:.1%}); validate will flag that share of synthetic "
+                      "samples whatever the model writes")
     write_json(paths.METRICS / "external.json", summary)
+    return 0
