@@ -52,11 +52,14 @@ def _gold_checks(task: TaskFamily, splits: dict[str, list[dict]]) -> dict[str, A
     for ex in rows:
         for key, ok in task.checks(ex).items():
             failed[key] = failed.get(key, 0.0) + (not ok)
-    lengths = [len(ex["completion"]) for ex in rows]
+    lengths = sorted(len(ex["completion"]) for ex in rows)
     return {
         "failed_share": {key: count / len(rows) for key, count in sorted(failed.items())},
-        "completion_chars": {"family_bounds": [lo, hi], "gold_min": min(lengths), "gold_max": max(lengths),
+        # the generation budget (the family's max_new_tokens) must cover the gold completions too
+        "completion_chars": {"family_bounds": [lo, hi], "gold_min": lengths[0], "gold_max": lengths[-1],
+                             "gold_p95": lengths[int(0.95 * (len(lengths) - 1))],
                              "outside_share": sum(not lo <= n <= hi for n in lengths) / len(rows)},
+        "family_max_new_tokens": task.max_new_tokens,
     }
 
 
