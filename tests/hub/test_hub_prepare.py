@@ -34,6 +34,8 @@ def test_sizes_are_caps_a_seeded_sample_in_the_dataset_order(load):
     assert load("math", train=100)["train"].examples == everything  # a cap above the size keeps every row
     samples = {tuple(ex["id"] for ex in load("math", train=1, seed=s)["train"].examples) for s in range(12)}
     assert len(samples) > 1  # the sample depends on the seed
+    # train drops every test question, sampled or not: the train split does not depend on test_size
+    assert load("factual", test=1, seed=3)["train"].examples == load("factual")["train"].examples
 
 
 def test_null_sizes_need_the_hub_source():

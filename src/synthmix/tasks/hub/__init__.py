@@ -33,7 +33,6 @@ import os
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synthmix.tasks.base import Example
@@ -192,6 +191,7 @@ def sample(examples: list[Example], cap: int | None, key: str) -> list[Example]:
 def load_task(task: str, spec: HubTask, caps: dict[str, int | None], seed: int) -> dict[str, SplitData]:
     """Train and test examples of `task` from the hub datasets in `spec`, capped by `caps`."""
     out: dict[str, SplitData] = {}
+    test_prompts: set[str] = set()
     for split in ("test", "train"):  # test first: train drops the rows that repeat a test prompt
         split_spec: HubSplit = getattr(spec, split)
         rows, info = _load_rows(split_spec)
@@ -200,8 +200,9 @@ def load_task(task: str, spec: HubTask, caps: dict[str, int | None], seed: int) 
             raise HubError(f"dataset {_describe(split_spec)}: no usable rows for {task} {split} "
                            f"({len(rows)} rows, {len(skipped)} skipped)")
         dropped = 0
-        if split == "train":
-            test_prompts = {ex["prompt"] for ex in out["test"].examples}
+        if split == "test":  # every test row's, not only the capped sample's: train ignores test_size
+            test_prompts = {ex["prompt"] for ex in examples}
+        else:
             kept = [ex for ex in examples if ex["prompt"] not in test_prompts]
             dropped, examples = len(examples) - len(kept), kept
         chosen = sample(examples, caps[split], key=f"prepare:hub:{task}:{split}:{seed}")
@@ -217,11 +218,6 @@ def load_task(task: str, spec: HubTask, caps: dict[str, int | None], seed: int) 
             "examples": len(chosen),
         })
     return {"train": out["train"], "test": out["test"]}
-
-
-def source_file(task_dir: Path) -> Path:
-    """Provenance of a task's hub data: data/external/<task>/source.json."""
-    return task_dir / "source.json"
 
 
 __all__ = ["FORMATS", "HubError", "RowError", "SkipRow", "SplitData", "formats_of", "load_task", "map_rows", "sample"]
