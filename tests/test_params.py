@@ -72,7 +72,8 @@ def test_profile_overrides_every_section_it_names_and_nothing_else():
     assert paper.train.mixed_precision == raw["profiles"]["paper"]["train"]["mixed_precision"]
     # keys the profile leaves alone keep the base file's values, nested ones included
     assert paper.train.epochs == builtin.train.epochs
-    assert paper.generate == builtin.generate
+    assert paper.generate.temperature == builtin.generate.temperature  # the profile sets only dtype/batch_size
+    assert paper.validation == builtin.validation and paper.gate == builtin.gate
 
 
 def test_a_typo_in_an_inactive_profile_is_caught():
