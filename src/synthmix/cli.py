@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,9 +23,10 @@ VERBS: dict[str, tuple[str, bool, str, str]] = {
         "and record each task's trivial baseline in metrics/external.json.",
     ),
     "tokenizer": (
-        "synthmix.tokenizer", False, "train the byte-level BPE tokenizer",
+        "synthmix.tokenizer", False, "train the byte-level BPE tokenizer (or save the pretrained model's)",
         "Train a byte-level BPE on the external training data and save it as a transformers "
-        "tokenizer under models/tokenizer/.",
+        "tokenizer under models/tokenizer/ (ladder models); for a pretrained `model`, save that "
+        "model's own tokenizer there instead.",
     ),
     "generate": (
         "synthmix.generate", True, "sample synthetic data from the previous iteration's model",
@@ -120,6 +122,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: the verbs that relaunch themselves under `accelerate launch` when params.yaml `accelerate` asks
+DISTRIBUTED_VERBS = ("train", "generate", "evaluate")
+
+
+def _distributed():
+    from synthmix import distributed  # imports torch: only for the verbs that need it
+
+    return distributed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from synthmix.params import ParamsError, load_params
@@ -129,22 +141,40 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as err:
         print(f"synthmix {args.verb}: {err}", file=sys.stderr)
         return 2
+    module_name, iterative, _, _ = VERBS[args.verb]
+    if iterative and (args.iteration < 0 or args.iteration > len(params.iterations)):
+        print(
+            f"synthmix {args.verb}: --iteration {args.iteration} is outside 0..{len(params.iterations)} "
+            f"(params.yaml lists {len(params.iterations)} iterations)",
+            file=sys.stderr,
+        )
+        return 2
+    module = importlib.import_module(module_name)
+    if args.verb in DISTRIBUTED_VERBS and _distributed().wants_launch(params):
+        # accelerate.num_processes > 1 (or an accelerate config file): run this same verb under
+        # `accelerate launch`; each launched process comes back here, inside the launcher.
+        # A check whose exit status matters (the gate's halt, 3) runs here first: the launcher
+        # reports any failing process as 1.
+        preflight = getattr(module, "preflight", None)
+        code = preflight(params, args.iteration) if preflight is not None else 0
+        if code:
+            return code
+        verb_args = [args.verb, "--params", args.params]
+        if iterative:
+            verb_args += ["--iteration", str(args.iteration)]
+        try:
+            return _distributed().relaunch(params, verb_args)
+        except FileNotFoundError as err:
+            print(f"synthmix {args.verb}: {err}", file=sys.stderr)
+            return 2
     if params.threads:
         import torch
 
         torch.set_num_threads(params.threads)
-    module_name, iterative, _, _ = VERBS[args.verb]
-    run: Callable[..., object] = importlib.import_module(module_name).run
+    run: Callable[..., object] = module.run
     started = time.perf_counter()
     try:
         if iterative:
-            if args.iteration < 0 or args.iteration > len(params.iterations):
-                print(
-                    f"synthmix {args.verb}: --iteration {args.iteration} is outside 0..{len(params.iterations)} "
-                    f"(params.yaml lists {len(params.iterations)} iterations)",
-                    file=sys.stderr,
-                )
-                return 2
             code = run(params, args.iteration)
         else:
             extra = {k: v for k, v in vars(args).items() if k not in ("verb", "params", "iteration")}
@@ -152,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"synthmix {args.verb}: interrupted; finished outputs are kept, rerun to continue", file=sys.stderr)
         return 130
-    print(f"synthmix {args.verb}: done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # once, not once per launched process
+        print(f"synthmix {args.verb}: done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return code if isinstance(code, int) else 0
 
 

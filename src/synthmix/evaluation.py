@@ -8,6 +8,11 @@ confidence goes to data/predictions/ for error analysis.
 Confidence: for multiple choice, the softmax over the choices' length-normalised log-likelihoods,
 max taken; for generated answers, the geometric mean of the probabilities of the greedy
 completion's tokens (see `inference.Generation`).
+
+Under `accelerate launch` (`accelerate.num_processes` > 1) the test prompts are split between the
+processes and gathered back in order; the main process scores them and writes every file. The
+batches are the ones a single process would run, so the metrics do not depend on the number of
+processes (see `synthmix.distributed`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from synthmix import inference, metrics, modeling, paths
+from synthmix import distributed, inference, metrics, modeling, paths
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
 from synthmix.tasks import Example, TaskFamily, get_task
@@ -50,26 +55,17 @@ def diversity(texts: list[str], max_samples: int, seed: int) -> dict[str, float]
     return {"self_bleu": bleu["self_bleu"], "distinct_1": distinct["distinct_1"], "distinct_2": distinct["distinct_2"]}
 
 
-def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dict[str, Any], list[dict], dict]:
-    """(metrics, per-example prediction rows, reliability rows per bin count) of one task."""
-    model = modeling.load_model(iteration, task.name)
+def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dict[str, Any], list[dict], dict] | None:
+    """(metrics, per-example prediction rows, reliability rows per bin count) of one task.
+
+    Every process takes part in the model's work; only the main process scores and gets the
+    result (the others get None).
+    """
+    cfg = params.evaluate
+    model = modeling.load_model(iteration, task.name, dtype=distributed.DTYPES[cfg.dtype], device=distributed.device())
     tokenizer = modeling.load_tokenizer(paths.model(iteration, task.name))
     examples = read_jsonl(paths.external(task.name, "test"))
-    cfg = params.evaluate
     texts, confidences = predict(model, tokenizer, task, examples, cfg.batch_size, f"iter{iteration}/{task.name} answer")
-    scored = task.score(examples, texts)
-    summary = task.summarize(examples, scored)
-    correct = [int(s.correct) for s in scored]
-
-    result: dict[str, Any] = {"score": summary[task.score_name], **summary}
-    reliability = {}
-    ece = metrics.load("ece")
-    for n_bins in cfg.ece_bins:
-        out = ece.compute(confidences=confidences, correct=correct, n_bins=n_bins)
-        result[f"ece_{n_bins}"] = out["ece"]
-        reliability[n_bins] = out["reliability"]
-    result["ece"] = result[f"ece_{cfg.ece_bins[0]}"]  # the headline (10 bins by default)
-    result["mean_confidence"] = sum(confidences) / len(confidences)
 
     # Diversity of what the model writes when sampling as it does for synthetic data.
     sampled_on = examples[: cfg.diversity_samples]
@@ -85,6 +81,22 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
         seed=params.seed + iteration,
         desc=f"iter{iteration}/{task.name} sample",
     )
+    del model
+    if not distributed.is_main_process():
+        return None
+
+    scored = task.score(examples, texts)
+    summary = task.summarize(examples, scored)
+    correct = [int(s.correct) for s in scored]
+    result: dict[str, Any] = {"score": summary[task.score_name], **summary}
+    reliability = {}
+    ece = metrics.load("ece")
+    for n_bins in cfg.ece_bins:
+        out = ece.compute(confidences=confidences, correct=correct, n_bins=n_bins)
+        result[f"ece_{n_bins}"] = out["ece"]
+        reliability[n_bins] = out["reliability"]
+    result["ece"] = result[f"ece_{cfg.ece_bins[0]}"]  # the headline (10 bins by default)
+    result["mean_confidence"] = sum(confidences) / len(confidences)
     result.update(diversity([g.text for g in samples], cfg.diversity_samples, params.seed))
     result["n_test"] = len(examples)
 
@@ -106,13 +118,17 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
 
 def run(params: Params, iteration: int) -> None:
     """Evaluate every task's model of `iteration`; write metrics, reliability data and predictions."""
+    distributed.state()  # joins the process group under `accelerate launch`; one process otherwise
     scores: dict[str, Any] = {}
     reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}
     for name in params.tasks:
         task = get_task(name)
         if hasattr(task, "timeout_s"):  # families that execute code take the sandbox limits
             task.timeout_s, task.memory_mb = params.evaluate.code_timeout_s, params.evaluate.code_memory_mb
-        result, rows, reliability = evaluate_task(params, iteration, task)
+        evaluated = evaluate_task(params, iteration, task)
+        if evaluated is None:  # not the main process: its share is done
+            continue
+        result, rows, reliability = evaluated
         scores[name] = result
         write_jsonl(paths.predictions(iteration, name), rows)
         for n_bins, bins in reliability.items():
@@ -123,6 +139,8 @@ def run(params: Params, iteration: int) -> None:
             f"iter{iteration}/{name}: {task.score_name}={result['score']:.3f} ECE={result['ece']:.3f} "
             f"self-BLEU={result['self_bleu']:.3f} distinct-2={result['distinct_2']:.3f}"
         )
-    write_json(paths.scores(iteration), scores)
-    for n_bins, rows in reliability_rows.items():
-        write_json(paths.reliability(iteration, n_bins), rows)
+    if distributed.is_main_process():
+        write_json(paths.scores(iteration), scores)
+        for n_bins, rows in reliability_rows.items():
+            write_json(paths.reliability(iteration, n_bins), rows)
+    distributed.barrier()

@@ -11,6 +11,9 @@ Two modes (`generate.mode`):
 
 Every sample records where it came from (generating model, sampling params, source prompt), and
 the set records the same in `meta.json`, so a synthetic dataset is traceable on its own.
+
+Under `accelerate launch` (`accelerate.num_processes` > 1) every process loads the model, samples
+its share of the batches, and the main process writes the gathered set (see `synthmix.distributed`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from synthmix import gate, inference, modeling, paths
+from synthmix import distributed, gate, inference, modeling, paths
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
 from synthmix.tasks import Example, TaskFamily, get_task
@@ -62,7 +65,7 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
     """Sample `generate.size_factor` x (external train size) synthetic examples of `task`."""
     cfg = params.generate
     model_dir = paths.model(prev, task.name)
-    model = modeling.load_model(prev, task.name)
+    model = modeling.load_model(prev, task.name, dtype=distributed.DTYPES[cfg.dtype], device=distributed.device())
     tokenizer = modeling.load_tokenizer(model_dir)
     external = read_jsonl(paths.external(task.name, "train"))
     n = round(cfg.size_factor * len(external))
@@ -86,6 +89,11 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
     return _instances(task, prompts, texts, origin)
 
 
+def preflight(params: Params, iteration: int) -> int:
+    """Checked before relaunching under `accelerate launch`: 3 when the gate halts (see `run`)."""
+    return gate.enforce(params, iteration - 1) if iteration >= 1 else 0
+
+
 def run(params: Params, iteration: int) -> int:
     """Write data/synthetic/raw/iter<iteration>/<task>.jsonl for every task, plus meta.json."""
     if iteration < 1:
@@ -94,15 +102,21 @@ def run(params: Params, iteration: int) -> int:
     halted = gate.enforce(params, prev)
     if halted:
         return halted
+    distributed.state()  # joins the process group under `accelerate launch`; one process otherwise
+    main = distributed.is_main_process()
     meta = {"iteration": iteration, "from_iteration": prev, "mode": params.generate.mode,
             "temperature": params.generate.temperature, "top_p": params.generate.top_p,
             "seed": params.seed, "tasks": {}}
     for name in params.tasks:
         task = get_task(name)
         rows = generate_task(params, iteration, task, prev)
+        if not main:
+            continue
         write_jsonl(paths.synthetic_raw(iteration, name), rows)
         meta["tasks"][name] = {"samples": len(rows), "model": rows[0]["origin"]["model"] if rows else None,
                                "model_sha256": rows[0]["origin"]["model_sha256"] if rows else None}
         print(f"iter{iteration}/{name}: {len(rows)} synthetic samples ({params.generate.mode})")
-    write_json(paths.synthetic_meta(iteration), meta)
+    if main:
+        write_json(paths.synthetic_meta(iteration), meta)
+    distributed.barrier()
     return 0

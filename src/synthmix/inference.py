@@ -4,6 +4,11 @@ Two primitives: the length-normalised log-likelihood of candidate completions (m
 and batched generation (greedy or sampled) that also returns how probable the model found the
 tokens it produced. Prompts are left-padded with an attention mask; batches are sorted by prompt
 length so little compute goes to padding.
+
+Under `accelerate launch` (several processes) each process runs its share of the batches (the
+same batches one process would run) and the results are gathered back into input order on every
+process (`synthmix.distributed`). Sampled batches are seeded by their number, so what is sampled
+does not depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from synthmix import distributed
 
 
 @dataclass(frozen=True)
@@ -53,16 +60,22 @@ def generate(
     seed: int = 0,
     desc: str = "generate",
 ) -> list[Generation]:
-    """Complete every prompt (greedy, or nucleus sampling at `temperature`/`top_p`), in input order."""
+    """Complete every prompt (greedy, or nucleus sampling at `temperature`/`top_p`), in input order.
+
+    Batch b is sampled from seed `distributed.batch_seed(seed, b)`: the same prompts, batches and
+    seeds whichever process (and however many) runs it.
+    """
     model.eval()
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    results: list[Generation | None] = [None] * len(prompts)
-    torch.manual_seed(seed)
+    results: list[tuple[int, Generation]] = []
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if sample else {"do_sample": False}
     batches = _length_sorted_batches([len(e) for e in encoded], batch_size)
-    for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+    for b in tqdm(distributed.my_share(len(batches)), desc=desc, unit="batch", leave=False,
+                  disable=not distributed.is_main_process()):
+        batch = batches[b]
+        torch.manual_seed(distributed.batch_seed(seed, b))
         inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
         out = model.generate(
             **inputs,
@@ -85,8 +98,8 @@ def generate(
             lp = logprobs[row, :length].float()
             confidence = float(torch.exp(lp.mean())) if length else 0.0
             text = tokenizer.decode(tokens[:length], skip_special_tokens=True)
-            results[index] = Generation(text=text, confidence=confidence, token_ids=tuple(tokens[:length]))
-    return [r for r in results if r is not None]
+            results.append((index, Generation(text=text, confidence=confidence, token_ids=tuple(tokens[:length]))))
+    return distributed.gather_in_order(results, len(prompts))
 
 
 @torch.no_grad()
@@ -107,9 +120,11 @@ def choice_logprobs(
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         for option in options:
             pairs.append((i, prompt_ids, tokenizer(option, add_special_tokens=False)["input_ids"]))
-    scores: list[float] = [0.0] * len(pairs)
+    local: list[tuple[int, float]] = []
     batches = _length_sorted_batches([len(p) + len(c) for _, p, c in pairs], batch_size)
-    for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+    for b in tqdm(distributed.my_share(len(batches)), desc=desc, unit="batch", leave=False,
+                  disable=not distributed.is_main_process()):
+        batch = batches[b]
         seqs = [pairs[j][1] + pairs[j][2] for j in batch]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -123,7 +138,8 @@ def choice_logprobs(
             start, end = len(pairs[j][1]), len(seqs[r])
             targets = ids[r, start:end].to(device)
             token_lp = logp[r, start - 1 : end - 1].gather(-1, targets[:, None]).squeeze(-1)
-            scores[j] = float(token_lp.mean())
+            local.append((j, float(token_lp.mean())))
+    scores = distributed.gather_in_order(local, len(pairs))
     out: list[list[float]] = [[] for _ in prompts]
     for (i, _, _), s in zip(pairs, scores):
         out[i].append(s)

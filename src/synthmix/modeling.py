@@ -51,21 +51,28 @@ def load_tokenizer(path: Path | str) -> PreTrainedTokenizerBase:
     return tok
 
 
-def base_model(params: Params, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """The model phase 0 starts from: a seeded random ladder model, or a pretrained checkpoint."""
+def base_model(params: Params, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    """The model phase 0 starts from: a seeded random ladder model, or a pretrained checkpoint.
+
+    Pretrained weights load in `dtype` (fp32 by default: the master weights that training
+    updates), whatever dtype the checkpoint was stored in (Pythia's are fp16).
+    """
     if params.uses_ladder:
         torch.manual_seed(params.seed)
         config = ladder_config(params.model, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)
-        return AutoModelForCausalLM.from_config(config)
-    return AutoModelForCausalLM.from_pretrained(params.model)
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(params.model, dtype=dtype)
 
 
-def load_model(iteration: int, task: str) -> PreTrainedModel:
-    """The checkpoint trained at `iteration` for `task` (safetensors, via from_pretrained)."""
+def load_model(
+    iteration: int, task: str, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> PreTrainedModel:
+    """The checkpoint trained at `iteration` for `task` (safetensors, via from_pretrained), in `dtype` on `device`."""
     path = paths.model(iteration, task)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} has no checkpoint: run the train stage of iteration {iteration} first")
-    return AutoModelForCausalLM.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return model.to(device) if device is not None else model
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -1,4 +1,5 @@
-"""Stage `tokenizer`: a byte-level BPE trained on the external training data.
+"""Stage `tokenizer`: a byte-level BPE trained on the external training data (ladder models), or
+the pretrained model's own tokenizer (any other `model`).
 
 Byte-level BPE round-trips any text exactly (code keeps its indentation) and, trained on the task
 data, gives the small numbers and words of the built-in tasks a token each, which is what lets a
@@ -45,8 +46,20 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int) -> PreTrainedTokenize
 
 
 def run(params: Params) -> None:
-    """Train the tokenizer on every task's external train split and save it."""
-    tok = train_tokenizer(_texts(params), params.tokenizer.vocab_size)
+    """Save the tokenizer every later stage loads from models/tokenizer.
+
+    A ladder model gets a byte-level BPE trained on every task's external train split. Any other
+    `model` (a hub id or a local checkpoint directory) brings its own tokenizer, which is saved
+    as it is (with pad = EOS when it has no pad token), so later stages never need to know which.
+    """
     out = paths.tokenizer()
+    if params.uses_ladder:
+        tok = train_tokenizer(_texts(params), params.tokenizer.vocab_size)
+        source = f"byte-level BPE trained on {', '.join(params.tasks)}"
+    else:
+        from synthmix.modeling import load_tokenizer
+
+        tok = load_tokenizer(params.model)
+        source = f"{params.model}'s own tokenizer"
     tok.save_pretrained(out)
-    print(f"tokenizer: {len(tok)} tokens -> {out}")
+    print(f"tokenizer: {len(tok)} tokens ({source}) -> {out}")

@@ -8,6 +8,7 @@ iteration's model (or the base again, `train.init: base`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
@@ -16,14 +17,13 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedType, set_seed
 from dvclive import Live
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from synthmix import modeling, paths
+from synthmix import distributed, modeling, paths
 from synthmix.params import Params, TrainParams
 from synthmix.records import read_jsonl, write_json
 
@@ -40,6 +40,87 @@ def encode(
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
 
+def _target_tokens(feature: dict[str, list[int]]) -> int:
+    """Tokens the loss is taken on: labels after the shift (position i predicts token i+1), not -100."""
+    return sum(1 for label in feature["labels"][1:] if label != -100)
+
+
+def collate(features: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a micro-batch: pad id, attention 0 and label -100 past each sequence."""
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for row, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[row, :n] = torch.tensor(f["input_ids"])
+        mask[row, :n] = 1
+        labels[row, :n] = torch.tensor(f["labels"])
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _shard(batch: list[int], rank: int, world: int) -> list[int]:
+    """Process `rank`'s contiguous slice of a global batch (sizes differ by at most one)."""
+    per, extra = divmod(len(batch), world)
+    start = rank * per + min(rank, extra)
+    return batch[start : start + per + (1 if rank < extra else 0)]
+
+
+def summed_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum (not mean) of the next-token cross-entropy over the batch's target tokens."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    # Shift the labels, not the logits (no copy of the largest tensor), as transformers' own loss does.
+    labels = torch.nn.functional.pad(batch["labels"], (0, 1), value=-100)[:, 1:]
+    return torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+
+
+def _apply_lora(model: PreTrainedModel, cfg: TrainParams) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    lora = cfg.lora
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def merge_lora_state_dict(peft_model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> PreTrainedModel:
+    """A plain model with LoRA merged, rebuilt from a full PEFT state dict (sharded backends).
+
+    Under FSDP or DeepSpeed ZeRO-3 the live modules hold only shards, so merge_and_unload cannot run
+    on them; `accelerator.get_state_dict` gathers the full state on the main process instead, and
+    this loads it into a copy built on the meta device (no second allocation of the weights) and
+    merges there with peft's own merge_and_unload.
+    """
+    from peft import get_peft_model
+
+    base = peft_model.get_base_model()
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(base.config, dtype=base.dtype)
+    copy = get_peft_model(skeleton, peft_model.peft_config["default"])
+    copy.load_state_dict(state_dict, strict=True, assign=True)
+    return copy.merge_and_unload()
+
+
+def training_dtype(cfg: TrainParams) -> torch.dtype:
+    """The dtype the starting weights load in: fp32 master weights, except frozen LoRA bases under
+    half-precision training, which are never updated and so need no fp32 copy."""
+    if cfg.lora.r and cfg.mixed_precision != "fp32":
+        return torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float16
+    return torch.float32
+
+
+def make_accelerator(cfg: TrainParams) -> Accelerator:
+    """The Accelerator of a training run (one process, or DDP / FSDP / DeepSpeed under `accelerate launch`)."""
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision="no" if cfg.mixed_precision == "fp32" else cfg.mixed_precision,
+        # the scheduler steps once per optimizer step (not once per process)
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+
+
 def fine_tune(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -48,79 +129,151 @@ def fine_tune(
     seed: int,
     log_dir: Path,
     desc: str = "train",
+    save_to: Path | None = None,
+    accelerator: Accelerator | None = None,
 ) -> dict[str, float]:
-    """Train `model` in place on `examples`; return summary figures (final loss, tokens/s...)."""
+    """Train `model` on `examples` (in place on one process); return summary figures (final loss, tokens/s...).
+
+    One process or many (under `accelerate launch`): the global batches are the same either way,
+    formed from the seeded length-grouped order of all examples; process r of N takes its slice of
+    each (`train.batch_size` is global). The loss of an optimizer step is the mean over all its
+    target tokens, whatever process or micro-batch they fell in: each process contributes
+    N x (its summed loss) / (the step's total target tokens), and DDP / FSDP / ZeRO average the
+    gradients over the N processes. So N processes compute the same update as one, up to the
+    order of floating-point sums.
+
+    With `save_to`, the trained model (LoRA merged) is saved there by the main process only.
+    """
     set_seed(seed)
+    accelerator = accelerator or make_accelerator(cfg)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if ds_plugin is not None:
+        if cfg.gradient_accumulation_steps > 1:
+            raise ValueError("train.gradient_accumulation_steps > 1 is not supported with DeepSpeed here: raise "
+                             "train.batch_size (global) instead")
+        ds_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = max(1, cfg.batch_size // world)
+
     features = [encode(ex, tokenizer, cfg.max_length, cfg.loss_on == "sequence") for ex in examples]
     lengths = [len(f["input_ids"]) for f in features]
+    targets = [_target_tokens(f) for f in features]
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        features,
-        batch_size=cfg.batch_size,
-        sampler=LengthGroupedSampler(cfg.batch_size, lengths=lengths, generator=generator),
-        collate_fn=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
-    )
-    accelerator = Accelerator(
-        mixed_precision="no" if cfg.mixed_precision == "fp32" else cfg.mixed_precision,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(loader) / cfg.gradient_accumulation_steps)
+
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if cfg.lora.r:
+        model = _apply_lora(model, cfg)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    batches_per_epoch = math.ceil(len(features) / cfg.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation_steps)
     total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
 
-    if log_dir.exists():
+    def micro_batch(batch: list[int]) -> tuple[dict[str, torch.Tensor], bool]:
+        mine = _shard(batch, rank, world)
+        # A process left without examples (a last batch smaller than N) still joins the
+        # gradient all-reduce, with a zero-weighted copy of the batch's first example.
+        rows = mine or batch[:1]
+        tensors = collate([features[i] for i in rows], tokenizer.pad_token_id)
+        return {k: v.to(accelerator.device) for k, v in tensors.items()}, bool(mine)
+
+    main = accelerator.is_main_process
+    if main and log_dir.exists():
         shutil.rmtree(log_dir)  # a rerun replaces its curve instead of appending to a stale one
+    live = Live(dir=str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None) if main else None
     step, tokens, last_loss, started = 0, 0, float("nan"), time.perf_counter()
-    with Live(dir=str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not accelerator.is_main_process)
-        while step < total_steps:
-            for batch in loader:
-                with accelerator.accumulate(model):
-                    loss = model(**batch).loss
-                    accelerator.backward(loss)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
-                tokens += int(batch["attention_mask"].sum())
-                if not accelerator.sync_gradients:
-                    continue
-                step += 1
-                last_loss = loss.item()
+    bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not main)
+    while step < total_steps:
+        order = get_length_grouped_indices(lengths, cfg.batch_size, generator=generator)
+        batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        for first in range(0, len(batches), cfg.gradient_accumulation_steps):
+            group = batches[first : first + cfg.gradient_accumulation_steps]
+            step_targets = max(1, sum(targets[i] for batch in group for i in batch))
+            local_sum = torch.zeros((), device=accelerator.device)
+            for k, batch in enumerate(group):
+                inputs, has_rows = micro_batch(batch)
+                last = k == len(group) - 1
+                with contextlib.nullcontext() if last or ds_plugin is not None else accelerator.no_sync(model):
+                    loss_sum = summed_loss(model, inputs) * (1.0 if has_rows else 0.0)
+                    accelerator.backward(loss_sum * (world / step_targets))
+                local_sum += loss_sum.detach()
+                tokens += sum(lengths[i] for i in batch)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            # the step's mean loss over all its target tokens, on every process
+            last_loss = float(accelerator.reduce(local_sum, reduction="sum")) / step_targets
+            if live is not None:
                 live.log_metric("loss", last_loss)
                 live.log_metric("learning_rate", scheduler.get_last_lr()[0])
                 live.next_step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.3f}")
-                if step >= total_steps:
-                    break
-        bar.close()
-        seconds = time.perf_counter() - started
-        summary = {
-            "final_loss": last_loss,
-            "steps": step,
-            "examples": len(examples),
-            "seconds": round(seconds, 2),
-            "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
-        }
-    # dvclive's own summary file sits inside the plotted directory, where `dvc plots show` would
-    # take it for a (malformed) curve; the summary is returned and saved with the checkpoint.
-    (log_dir / "metrics.json").unlink(missing_ok=True)
-    accelerator.wait_for_everyone()
+            bar.update(1)
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+            if step >= total_steps:
+                break
+    bar.close()
+    seconds = time.perf_counter() - started
+    summary = {
+        "final_loss": last_loss,
+        "steps": step,
+        "examples": len(examples),
+        "processes": world,
+        "seconds": round(seconds, 2),
+        "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
+    }
+    if live is not None:
+        live.end()
+        # dvclive's own summary file sits inside the plotted directory, where `dvc plots show` would
+        # take it for a (malformed) curve; the summary is returned and saved with the checkpoint.
+        (log_dir / "metrics.json").unlink(missing_ok=True)
+    _finish(accelerator, model, cfg, save_to, tokenizer)
     return summary
+
+
+def _finish(accelerator: Accelerator, model: torch.nn.Module, cfg: TrainParams, save_to: Path | None,
+            tokenizer: PreTrainedTokenizerBase) -> None:
+    """Merge LoRA and save the checkpoint from the main process (gathering shards first where sharded)."""
+    accelerator.wait_for_everyone()
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if not sharded:
+        plain = accelerator.unwrap_model(model)
+        if cfg.lora.r:
+            plain = plain.merge_and_unload()  # in place: the caller's model object is the merged model
+        if save_to is not None and accelerator.is_main_process:
+            plain.save_pretrained(save_to)
+    elif save_to is not None:
+        state_dict = accelerator.get_state_dict(model)  # a collective: every process takes part
+        if accelerator.is_main_process:
+            unwrapped = accelerator.unwrap_model(model)
+            if cfg.lora.r:
+                merged = merge_lora_state_dict(unwrapped, state_dict)
+                merged.save_pretrained(save_to)
+            else:
+                unwrapped.save_pretrained(save_to, state_dict=state_dict)
+    if save_to is not None and accelerator.is_main_process:
+        tokenizer.save_pretrained(save_to)
+    accelerator.wait_for_everyone()
+    accelerator.free_memory()
 
 
 def starting_point(params: Params, iteration: int, task: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """Base model for iteration 0 (and for every iteration with `train.init: base`), else the previous one."""
+    dtype = training_dtype(params.train)
     if iteration == 0 or params.train.init == "base":
-        return modeling.base_model(params, tokenizer)
-    return modeling.load_model(iteration - 1, task)
+        return modeling.base_model(params, tokenizer, dtype=dtype)
+    return modeling.load_model(iteration - 1, task, dtype=dtype)
 
 
 def run(params: Params, iteration: int) -> None:
-    """Train every task's model of `iteration` on data/mixed/iter<iteration>."""
+    """Train every task's model of `iteration` on data/mixed/iter<iteration> (one process or many)."""
+    # Before any model is built: under a launcher this joins the process group, and DeepSpeed's
+    # ZeRO-3 init / FSDP's rank-0-only loading need the accelerate state to exist at load time.
+    accelerator = make_accelerator(params.train)
     tokenizer = modeling.load_tokenizer(paths.tokenizer())
     out_root = paths.MODELS / f"iter{iteration}"
     summaries = {}
@@ -130,10 +283,10 @@ def run(params: Params, iteration: int) -> None:
         n_params = modeling.count_parameters(model)
         desc = f"iter{iteration}/{task} ({n_params / 1e6:.1f}M params)"
         summary = fine_tune(
-            model, tokenizer, examples, params.train, params.seed + iteration, paths.train_log(iteration, task), desc
+            model, tokenizer, examples, params.train, params.seed + iteration, paths.train_log(iteration, task), desc,
+            save_to=paths.model(iteration, task), accelerator=accelerator,
         )
-        out = paths.model(iteration, task)
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
         summaries[task] = {**summary, "parameters": n_params}
-    write_json(out_root / "training.json", summaries)
+        del model
+    if distributed.is_main_process():
+        write_json(out_root / "training.json", summaries)
