@@ -34,6 +34,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """accelerate keeps one process-wide state, whose mixed precision cannot change once set: a
+    stage process trains with one setting, these tests with several."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
 @pytest.fixture(scope="module")
 def pythia_dir(tmp_path_factory):
     texts = [e["prompt"] + e["completion"] for t in TASKS for e in get_task(t).build("train", 200, 7)]
@@ -145,3 +156,28 @@ def test_merge_from_a_gathered_state_dict_equals_merge_and_unload(pythia_dir):
     assert set(rebuilt.state_dict()) == set(ref_state)
     for key, value in rebuilt.state_dict().items():
         torch.testing.assert_close(value, ref_state[key], rtol=0, atol=1e-6)
+
+
+def test_gradient_checkpointing_trains_the_same(pythia_dir, tmp_path):
+    tokenizer = modeling.load_tokenizer(pythia_dir)
+    finals = []
+    for checkpointing in (False, True):
+        params = parse_params({"model": str(pythia_dir), "train": {
+            "epochs": 1, "batch_size": 8, "gradient_checkpointing": checkpointing}})
+        model = modeling.base_model(params, tokenizer)
+        summary = fine_tune(model, tokenizer, _examples(), params.train, seed=0, log_dir=tmp_path / f"l{checkpointing}")
+        finals.append(summary["final_loss"])
+    assert finals[1] == pytest.approx(finals[0], rel=1e-5)
+
+
+def test_lora_in_bf16_keeps_a_bf16_frozen_base_and_saves_it_merged(pythia_dir, tmp_path):
+    params = parse_params({"model": str(pythia_dir), "train": {
+        "epochs": 1, "batch_size": 8, "mixed_precision": "bf16", "lora": {"r": 4}}})
+    tokenizer = modeling.load_tokenizer(pythia_dir)
+    model = train_module.starting_point(params, 0, "math", tokenizer)
+    assert model.dtype == torch.bfloat16  # frozen: no fp32 master copy needed
+    summary = fine_tune(model, tokenizer, _examples(), params.train, seed=0, log_dir=tmp_path / "live",
+                        save_to=tmp_path / "ckpt")
+    assert summary["steps"] == 4 and summary["final_loss"] == summary["final_loss"]  # finite, not NaN
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt", dtype="auto")
+    assert reloaded.dtype == torch.bfloat16 and not any("lora" in k for k in reloaded.state_dict())

@@ -69,7 +69,9 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
     tokenizer = modeling.load_tokenizer(model_dir)
     external = read_jsonl(paths.external(task.name, "train"))
     n = round(cfg.size_factor * len(external))
-    origin = {"iteration": iteration, "model": str(model_dir), "model_sha256": checkpoint_digest(model_dir),
+    # only the main process writes the set: the others need not hash the weights (12B: 48 GB)
+    digest = checkpoint_digest(model_dir) if distributed.is_main_process() else ""
+    origin = {"iteration": iteration, "model": str(model_dir), "model_sha256": digest,
               "mode": cfg.mode, "temperature": cfg.temperature, "top_p": cfg.top_p}
     if cfg.mode == "answers":
         prompts = [external[k % len(external)]["prompt"] for k in range(n)]

@@ -160,7 +160,11 @@ def fine_tune(
     generator = torch.Generator().manual_seed(seed)
 
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # activation_checkpointing_enable is the name from transformers 5.2x on (the old one warns)
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     if cfg.lora.r:
         model = _apply_lora(model, cfg)
