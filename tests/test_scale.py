@@ -84,8 +84,8 @@ def test_shipped_params_and_the_paper_profile_are_valid():
         assert parse_params({**raw, "accelerate": {"config_file": f"configs/accelerate/{name}.yaml"}})
 
 
-def _launch_env(config_file: Path, num_processes: int) -> dict[str, str]:
-    """What `accelerate launch --config_file F` hands its processes (parsed by accelerate itself)."""
+def _launch_env(config_file: Path, num_processes: int) -> tuple:
+    """(launch args, environment) that `accelerate launch --config_file F` gives its processes, parsed by accelerate itself."""
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
     from accelerate.utils.launch import prepare_multi_gpu_env
 
