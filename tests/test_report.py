@@ -48,8 +48,17 @@ def test_bootstrap_interval_brackets_the_estimate_and_collapses_without_noise():
     assert analysis.bootstrap_safe_ratio(runs, 2, "math", 0.03, 200) == (0.0, 0.0)  # -4% already at 0.1
     noisy = grid({"tiny": {"math": -0.1}}, noise=0.04)
     lo, hi = analysis.bootstrap_safe_ratio(noisy, 2, "math", 0.03, 500)
-    point = analysis.safe_ratio(analysis.relative_to_zero(analysis.curves(noisy, ["math"], ("score",))["score"]["math"][2]), 0.03)
+    point = analysis.safe_ratio(analysis.paired_relative(analysis.seed_values(noisy, 2, "math", "score")), 0.03)
     assert lo <= point[0] <= hi
+
+
+def test_relative_change_is_paired_by_seed():
+    # seed 1 scores higher everywhere; ratio 0.5 was only run with seed 0: unpaired means would
+    # report a drop that is only seed 1 missing
+    by_seed = {0.0: {0: 0.4, 1: 0.8}, 0.5: {0: 0.4}}
+    assert analysis.paired_relative(by_seed) == {0.0: 0.0, 0.5: 0.0}
+    assert analysis.paired_relative(by_seed, seeds=[1, 1]) == {0.0: 0.0}  # no seed-1 run at 0.5
+    assert analysis.paired_relative({0.5: {0: 0.3}}) == {}  # no ratio 0
 
 
 def test_log_size_fit_recovers_a_known_line():

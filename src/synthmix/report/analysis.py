@@ -110,12 +110,36 @@ def curves(group_runs_: list[Run], tasks: list[str], metrics: tuple[str, ...]) -
     }
 
 
-def relative_to_zero(curve: dict[float, dict[str, float]]) -> dict[float, float]:
-    """ratio -> mean relative change against ratio 0 (same iteration); empty without ratio 0."""
-    base = curve.get(0.0)
-    if not base or not base["n"] or base["mean"] == 0:
+def seed_values(runs: list[Run], iteration: int, task: str, metric: str) -> dict[float, dict[int, float]]:
+    """ratio -> seed -> value of `metric` for `task` at `iteration`."""
+    out: dict[float, dict[int, float]] = defaultdict(dict)
+    for r in runs:
+        m = r.metrics.get(iteration, {}).get(task, {})
+        if metric in m and m[metric] is not None:
+            out[r.ratio][r.seed] = m[metric]
+    return dict(sorted(out.items()))
+
+
+def paired_relative(by_seed: dict[float, dict[int, float]], seeds: list[int] | None = None) -> dict[float, float]:
+    """ratio -> relative change of the mean against ratio 0 over the seeds both were run with.
+
+    Paired by seed: a seed fixes the data, the initialisation and iteration 1's synthetic data, so
+    comparing the same seeds removes the seed-to-seed spread from the comparison (and a ratio
+    run with fewer seeds is not compared with a differently-composed mean). `seeds` (possibly
+    with repeats, for the bootstrap) restricts and weights the seeds used.
+    """
+    base = by_seed.get(0.0)
+    if not base:
         return {}
-    return {r: s["mean"] / base["mean"] - 1 for r, s in curve.items()}
+    out = {}
+    for ratio, vals in by_seed.items():
+        common = [s for s in (seeds if seeds is not None else sorted(vals)) if s in vals and s in base]
+        if not common:
+            continue
+        zero = float(np.mean([base[s] for s in common]))
+        if zero != 0:
+            out[ratio] = float(np.mean([vals[s] for s in common])) / zero - 1
+    return out
 
 
 def safe_ratio(rel: dict[float, float], tolerance: float) -> tuple[float, bool] | None:
@@ -138,17 +162,18 @@ def safe_ratio(rel: dict[float, float], tolerance: float) -> tuple[float, bool] 
 def bootstrap_safe_ratio(
     runs: list[Run], iteration: int, task: str, tolerance: float, samples: int, seed: int = 0
 ) -> tuple[float, float] | None:
-    """95% percentile interval of the safe ratio, resampling seeds (with replacement) per ratio."""
-    by_ratio = {r: values(rs, iteration, task, "score") for r, rs in _by(runs).items()}
-    if 0.0 not in by_ratio or min(len(v) for v in by_ratio.values()) < 2:
+    """95% percentile interval of the safe ratio, resampling seeds with replacement (the same
+    draw for every ratio, keeping the comparison paired); None with fewer than 2 shared seeds."""
+    by_seed = seed_values(runs, iteration, task, "score")
+    if 0.0 not in by_seed:
+        return None
+    shared = sorted(set.intersection(*(set(v) for v in by_seed.values())))
+    if len(shared) < 2:
         return None
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(samples):
-        means = {r: float(np.mean(rng.choice(v, size=len(v), replace=True))) for r, v in by_ratio.items()}
-        if means[0.0] == 0:
-            continue
-        got = safe_ratio({r: m / means[0.0] - 1 for r, m in means.items()}, tolerance)
+        got = safe_ratio(paired_relative(by_seed, list(rng.choice(shared, size=len(shared), replace=True))), tolerance)
         if got is not None:
             draws.append(got[0])
     if not draws:
@@ -212,7 +237,8 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
             "runs": [r.name for r in members], "curves": cur, "relative": {}, "safe": {}, "lead": {},
         }
         for metric in ("score", "ece"):
-            g["relative"][metric] = {t: {it: relative_to_zero(cur[metric][t][it]) for it in its} for t in tasks}
+            g["relative"][metric] = {t: {it: paired_relative(seed_values(members, it, t, metric)) for it in its}
+                                     for t in tasks}
         for t in tasks:
             g["safe"][t] = {}
             for it in its:

@@ -92,6 +92,7 @@ def ece_lead(result: dict[str, Any], path: Path) -> Path:
             ece = [100 * g["relative"]["ece"][t][it].get(top, np.nan) for it in its]
             ax.plot(its, score, color=color, marker="o", label=f"{g['label']} score @{top:.0%}")
             ax.plot(its, ece, color=color, marker="s", ls="--", label=f"{g['label']} ECE @{top:.0%}")
+            ax.set_xticks(its)
     for ax, t in zip(axes, tasks):
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_title(t)
