@@ -28,6 +28,18 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _finish(axes: list[plt.Axes], tasks: list[str], xlabel: str, ylabel: str, zero_line: bool = False) -> None:
+    """Per-task panel titles, labels and grids; the legend on the last panel."""
+    for ax, t in zip(axes, tasks):
+        if zero_line:
+            ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_title(t)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(fontsize=6, loc="best")
+
+
 def _colors(n: int) -> list:
     return [plt.cm.tab10(i % 10) for i in range(n)]
 
@@ -45,12 +57,7 @@ def degradation(result: dict[str, Any], metric: str, path: Path) -> Path:
                 ratios = sorted(pts)
                 ax.errorbar(ratios, [pts[r]["mean"] for r in ratios], yerr=[pts[r]["std"] for r in ratios],
                             label=f"{g['label']} iter{it}", **style)
-    for ax, t in zip(axes, tasks):
-        ax.set_title(t)
-        ax.set_xlabel("synthetic ratio")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(METRIC_LABEL[metric])
-    axes[-1].legend(fontsize=6, loc="best")
+    _finish(axes, tasks, "synthetic ratio", METRIC_LABEL[metric])
     return _save(fig, path)
 
 
@@ -67,14 +74,9 @@ def relative_score(result: dict[str, Any], tolerance: float, path: Path) -> Path
             safe = g["safe"][t].get(final)
             if safe:
                 ax.axvline(safe["ratio"], color=color, ls=":", lw=1)
-    for ax, t in zip(axes, tasks):
+    for ax in axes:
         ax.axhspan(-100 * tolerance, 100 * tolerance, color="0.85", zorder=0)
-        ax.axhline(0, color="0.4", lw=0.8)
-        ax.set_title(t)
-        ax.set_xlabel("synthetic ratio")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("% change vs ratio 0")
-    axes[-1].legend(fontsize=6)
+    _finish(axes, tasks, "synthetic ratio", "% change vs ratio 0", zero_line=True)
     return _save(fig, path)
 
 
@@ -93,13 +95,7 @@ def ece_lead(result: dict[str, Any], path: Path) -> Path:
             ax.plot(its, score, color=color, marker="o", label=f"{g['label']} score @{top:.0%}")
             ax.plot(its, ece, color=color, marker="s", ls="--", label=f"{g['label']} ECE @{top:.0%}")
             ax.set_xticks(its)
-    for ax, t in zip(axes, tasks):
-        ax.axhline(0, color="0.4", lw=0.8)
-        ax.set_title(t)
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("% change vs ratio 0")
-    axes[-1].legend(fontsize=6)
+    _finish(axes, tasks, "iteration", "% change vs ratio 0", zero_line=True)
     return _save(fig, path)
 
 
