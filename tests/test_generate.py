@@ -74,3 +74,40 @@ def test_halt_gate_stops_generation_before_it_writes(project, capsys):
     assert generate.run(params, 2) == 3
     assert "ece_relative_rise" in capsys.readouterr().err
     assert not paths.synthetic_raw(2, "math").exists()
+
+
+def test_max_new_tokens_overrides_the_family_budget_in_generate_and_evaluate(project, capsys, monkeypatch):
+    """params `max_new_tokens.<task>` caps the synthetic samples (generate) and the greedy answers and
+    diversity samples (evaluate); a budget under the gold lengths is reported."""
+    from synthmix import evaluation, inference
+
+    params, _ = project
+    task = get_task("math")
+    assert params.generation_budget(task) == task.max_new_tokens == 48  # no override: the family's
+    params = params.model_copy(update={"max_new_tokens": {"math": 3}})
+    assert params.generation_budget(task) == 3
+    budgets, real_generate = [], inference.generate
+
+    def recording(*args, **kwargs):
+        out = real_generate(*args, **kwargs)
+        budgets.append((kwargs["max_new_tokens"], kwargs.get("sample", False), max(len(g.token_ids) for g in out)))
+        return out
+
+    monkeypatch.setattr(inference, "generate", recording)
+    assert generate.run(params, 1) == 0
+    assert budgets == [(3, True, 3)]  # an untrained model does not stop early
+    rows = read_jsonl(paths.synthetic_raw(1, "math"))
+    assert all(row["origin"]["max_new_tokens"] == 3 for row in rows)
+    assert json.loads(paths.synthetic_meta(1).read_text())["max_new_tokens"] == {"math": 3}
+    note = "of math's gold train completions are longer than its generation budget of 3 tokens"
+    assert note in capsys.readouterr().out
+
+    budgets.clear()
+    evaluation.evaluate_task(params, 0, task)
+    assert budgets == [(3, False, 3), (3, True, 3)]  # greedy answers, then the diversity samples
+    assert "100.0% of math's gold test completions are longer" in capsys.readouterr().out
+    # the family's budget again: gold answers fit, nothing to report
+    budgets.clear()
+    evaluation.evaluate_task(params.model_copy(update={"max_new_tokens": {}}), 0, task)
+    assert [b[:2] for b in budgets] == [(48, False), (48, True)]
+    assert "generation budget" not in capsys.readouterr().out

@@ -29,6 +29,10 @@ def test_shipped_params_are_valid():
         ({"iterations": {"iter1": {"id": 1, "prev": 0}, "iter2": {"id": 3, "prev": 1}}}, "iterations.iter2"),
         ({"generate": {"mode": "instances"}}, "train.loss_on: sequence"),
         ({"mix": {"mode": "accumulate"}, "ratio": 1.0}, "ratio must be < 1"),
+        ({"max_new_tokens": {"chess": 64}}, "max_new_tokens: Value error, unknown task(s) ['chess']"),
+        ({"max_new_tokens": {"math": 0}}, "max_new_tokens.math: Input should be greater than 0 (got 0)"),
+        ({"max_new_tokens": {"code": "long"}}, "max_new_tokens.code: Input should be a valid integer"),
+        ({"max_new_tokens": [320]}, "max_new_tokens: Input should be a valid dictionary"),
     ],
 )
 def test_bad_values_name_the_key(raw, expected):
@@ -88,3 +92,22 @@ def test_an_undefined_profile_names_the_defined_ones():
     raw["profile"] = "papr"
     with pytest.raises(ParamsError, match="'papr' is not defined; profiles: builtin, paper"):
         parse_params(raw)
+
+
+def test_generation_budgets_default_to_the_family_and_the_paper_profile_raises_them():
+    from synthmix.tasks import get_task
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    builtin = parse_params(raw)
+    assert builtin.max_new_tokens == {}
+    for name in builtin.tasks:
+        assert builtin.generation_budget(get_task(name)) == get_task(name).max_new_tokens
+    raw["profile"] = "paper"
+    paper = parse_params(raw)
+    budgets = {name: paper.generation_budget(get_task(name)) for name in paper.tasks}
+    # every task set, none below its family's default; GSM8K solutions and HumanEval bodies run long
+    assert set(paper.max_new_tokens) == set(paper.tasks)
+    assert all(budgets[name] >= get_task(name).max_new_tokens for name in budgets)
+    assert budgets["math"] >= 256 and budgets["code"] >= 256
+    # HumanEval's longest canonical body (864 characters) fits at under 3 characters a token
+    assert budgets["code"] * 2.5 > 864

@@ -33,8 +33,10 @@ def _softmax(xs: list[float]) -> list[float]:
     return [e / total for e in exps]
 
 
-def predict(model, tokenizer, task: TaskFamily, examples: list[Example], batch_size: int, desc: str) -> tuple[list[str], list[float]]:
-    """The model's answer text and its confidence for every example."""
+def predict(model, tokenizer, task: TaskFamily, examples: list[Example], batch_size: int, desc: str,
+            max_new_tokens: int | None = None) -> tuple[list[str], list[float]]:
+    """The model's answer text and its confidence for every example (generated answers take at most
+    `max_new_tokens` new tokens; None: the family's default)."""
     prompts = [ex["prompt"] for ex in examples]
     if task.kind == "choice":
         options = [task.choices(ex) for ex in examples]
@@ -43,7 +45,8 @@ def predict(model, tokenizer, task: TaskFamily, examples: list[Example], batch_s
         picks = [max(range(len(p)), key=p.__getitem__) for p in probs]
         return [opts[k] for opts, k in zip(options, picks)], [p[k] for p, k in zip(probs, picks)]
     gens = inference.generate(
-        model, tokenizer, prompts, max_new_tokens=task.max_new_tokens, batch_size=batch_size, desc=desc
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens or task.max_new_tokens, batch_size=batch_size,
+        desc=desc,
     )
     return [g.text for g in gens], [g.confidence for g in gens]
 
@@ -65,7 +68,11 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
     model = modeling.load_model(iteration, task.name, dtype=distributed.DTYPES[cfg.dtype], device=distributed.device())
     tokenizer = modeling.load_tokenizer(paths.model(iteration, task.name))
     examples = read_jsonl(paths.external(task.name, "test"))
-    texts, confidences = predict(model, tokenizer, task, examples, cfg.batch_size, f"iter{iteration}/{task.name} answer")
+    budget = params.generation_budget(task)
+    if task.kind == "generate" and distributed.is_main_process():
+        inference.warn_if_over_budget(task.name, tokenizer, examples, budget, "test")
+    texts, confidences = predict(model, tokenizer, task, examples, cfg.batch_size,
+                                 f"iter{iteration}/{task.name} answer", max_new_tokens=budget)
 
     # Diversity of what the model writes when sampling as it does for synthetic data.
     sampled_on = examples[: cfg.diversity_samples]
@@ -73,7 +80,7 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
         model,
         tokenizer,
         [ex["prompt"] for ex in sampled_on],
-        max_new_tokens=task.max_new_tokens,
+        max_new_tokens=budget,
         batch_size=params.generate.batch_size,
         sample=True,
         temperature=params.generate.temperature,

@@ -71,15 +71,17 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
     n = round(cfg.size_factor * len(external))
     # only the main process writes the set: the others need not hash the weights (12B: 48 GB)
     digest = checkpoint_digest(model_dir) if distributed.is_main_process() else ""
+    budget = params.generation_budget(task)
     origin = {"iteration": iteration, "model": str(model_dir), "model_sha256": digest,
-              "mode": cfg.mode, "temperature": cfg.temperature, "top_p": cfg.top_p}
+              "mode": cfg.mode, "temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": budget}
     if cfg.mode == "answers":
         prompts = [external[k % len(external)]["prompt"] for k in range(n)]
-        budget = task.max_new_tokens
+        if distributed.is_main_process():
+            inference.warn_if_over_budget(task.name, tokenizer, external, budget, "train")
     else:
         rng = random.Random(f"{task.name}:instances:{params.seed}:{iteration}")
         prompts = [task.instance_prompt(rng) for _ in range(n)]
-        budget = task.max_new_tokens + INSTANCE_PROMPT_TOKENS
+        budget += INSTANCE_PROMPT_TOKENS
     gens = inference.generate(
         model, tokenizer, prompts, max_new_tokens=budget, batch_size=cfg.batch_size, sample=True,
         temperature=cfg.temperature, top_p=cfg.top_p, seed=params.seed + 1000 * iteration,
@@ -108,7 +110,8 @@ def run(params: Params, iteration: int) -> int:
     main = distributed.is_main_process()
     meta = {"iteration": iteration, "from_iteration": prev, "mode": params.generate.mode,
             "temperature": params.generate.temperature, "top_p": params.generate.top_p,
-            "seed": params.seed, "tasks": {}}
+            "seed": params.seed, "tasks": {},
+            "max_new_tokens": {name: params.generation_budget(get_task(name)) for name in params.tasks}}
     for name in params.tasks:
         task = get_task(name)
         rows = generate_task(params, iteration, task, prev)

@@ -46,6 +46,26 @@ def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def over_budget(tokenizer, examples: Sequence[dict], budget: int) -> tuple[float, int]:
+    """(share of `examples` whose gold completion, with its EOS, needs more than `budget` new tokens;
+    the longest one's token count): a completion cut at the budget loses its end (math's "####" line,
+    the rest of a code body), so a budget below the gold lengths caps the score."""
+    if not examples:
+        return 0.0, 0
+    ids = tokenizer([ex["completion"] for ex in examples], add_special_tokens=False)["input_ids"]
+    lengths = [len(t) + 1 for t in ids]  # + EOS, which ends a generation before the budget does
+    return sum(n > budget for n in lengths) / len(lengths), max(lengths)
+
+
+def warn_if_over_budget(task: str, tokenizer, examples: Sequence[dict], budget: int, split: str) -> None:
+    """Print a note when gold completions of `split` are longer than the generation budget."""
+    share, longest = over_budget(tokenizer, examples, budget)
+    if share:
+        print(f"note: {share:.1%} of {task}'s gold {split} completions are longer than its generation budget "
+              f"of {budget} tokens (the longest: {longest}); generations that long are cut there. Raise "
+              f"max_new_tokens.{task} in params.yaml (or the profile's).")
+
+
 @torch.no_grad()
 def generate(
     model: PreTrainedModel,

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from synthmix.tasks.base import TaskFamily
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Positive = Annotated[int, Field(gt=0)]
@@ -288,6 +291,10 @@ class Params(Section):
     #: torch CPU threads of every stage (0 = torch's default, all cores); 1 suits `dvc queue start -j 2`
     threads: Annotated[int, Field(ge=0)] = 0
     tasks: list[str] = ["commonsense", "math", "factual", "reading", "code"]
+    #: per task, the generation budget in new tokens of the greedy answers (evaluate), the synthetic
+    #: samples (generate) and the diversity samples (evaluate); a task left out keeps its family's
+    #: `max_new_tokens` (sized for the built-in data). See `generation_budget`.
+    max_new_tokens: dict[str, Positive] = {}
     #: keyed "iter1", "iter2", ...: dvc.yaml's foreach names its stages after the keys (generate@iter1)
     iterations: dict[str, Iteration] = {f"iter{i}": Iteration(id=i, prev=i - 1) for i in (1, 2, 3)}
     prepare: PrepareParams = PrepareParams()
@@ -315,6 +322,16 @@ class Params(Section):
             raise ValueError("must list each task at most once, and at least one")
         return tasks
 
+    @field_validator("max_new_tokens")
+    @classmethod
+    def _budget_tasks(cls, budgets: dict[str, int]) -> dict[str, int]:
+        from synthmix.tasks import task_names
+
+        unknown = sorted(set(budgets) - set(task_names()))
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; allowed: {task_names()}")
+        return budgets
+
     @model_validator(mode="after")
     def _chained_iterations(self) -> Params:
         # Iteration i must sample from the model of iteration i-1: the chain dvc.yaml builds.
@@ -336,6 +353,10 @@ class Params(Section):
     @property
     def uses_ladder(self) -> bool:
         return self.model in LADDER
+
+    def generation_budget(self, task: TaskFamily) -> int:
+        """New tokens `task`'s answers and samples may take: `max_new_tokens.<task>`, else the family's."""
+        return self.max_new_tokens.get(task.name, task.max_new_tokens)
 
     def size(self, task: str, split: Literal["train", "test"]) -> int | None:
         """Number of external examples of `task` in `split` (source hub: a cap; None: every row)."""

@@ -38,27 +38,34 @@ def _hub(params: Params, name: str) -> tuple[dict[str, list[dict]], dict[str, An
     data = load_task(name, params.prepare.hub[name], caps, params.seed)
     splits = {split: d.examples for split, d in data.items()}
     source = {"task": name, "seed": params.seed, **{split: d.info for split, d in data.items()},
-              "gold_checks": _gold_checks(get_task(name), splits)}
+              "gold_checks": _gold_checks(get_task(name, source="hub"), splits)}
     return splits, source
 
 
 def _gold_checks(task: TaskFamily, splits: dict[str, list[dict]]) -> dict[str, Any]:
-    """How the family's validity rules (written for the built-in data) see the gold data: the share of
-    gold examples failing each check or outside `completion_chars`. A non-zero share means the validate
-    stage will flag that share of synthetic samples whatever the model writes."""
+    """How the validate stage's rules for hub data see the gold data: the share of gold examples failing
+    each of the family's checks, and the length bounds measured on the train split with the gold
+    lengths they cover. The shares should be 0: a non-zero one means validate flags that share of
+    synthetic samples whatever the model writes (a mapping or a rule that does not fit the data).
+    Also the gold completions' lengths in characters, which the generation budget
+    (params.yaml `max_new_tokens`) must cover, at roughly 3-4 characters a token."""
     rows = splits["train"] + splits["test"]
-    lo, hi = task.completion_chars
+    bounds = task.length_bounds(splits["train"])
     failed: dict[str, float] = {}
     for ex in rows:
         for key, ok in task.checks(ex).items():
             failed[key] = failed.get(key, 0.0) + (not ok)
     lengths = sorted(len(ex["completion"]) for ex in rows)
+    lo, hi = bounds["completion"]
+    plo, phi = bounds["prompt"]
     return {
         "failed_share": {key: count / len(rows) for key, count in sorted(failed.items())},
-        # the generation budget (the family's max_new_tokens) must cover the gold completions too
-        "completion_chars": {"family_bounds": [lo, hi], "gold_min": lengths[0], "gold_max": lengths[-1],
+        "completion_chars": {"family_bounds": list(task.completion_chars), "bounds": [lo, hi],
+                             "gold_min": lengths[0], "gold_max": lengths[-1],
                              "gold_p95": lengths[int(0.95 * (len(lengths) - 1))],
                              "outside_share": sum(not lo <= n <= hi for n in lengths) / len(rows)},
+        "prompt_chars": {"bounds": [plo, phi],
+                         "outside_share": sum(not plo <= len(ex["prompt"]) <= phi for ex in rows) / len(rows)},
         "family_max_new_tokens": task.max_new_tokens,
     }
 
@@ -99,13 +106,13 @@ def run(params: Params) -> int:
                       f"{info['loaded_from']}): {info['rows']} rows, {info['skipped']} skipped, "
                       f"{info['dropped_test_prompt_overlap']} dropped (prompt also in test), "
                       f"{info['examples']} kept (cap {info['cap']})")
-            flagged = {k: v for k, v in source["gold_checks"]["failed_share"].items() if v}
-            outside = source["gold_checks"]["completion_chars"]["outside_share"]
-            if flagged or outside:
+            gold = source["gold_checks"]
+            flagged = {k: v for k, v in gold["failed_share"].items() if v}
+            flagged.update({f"{column} length outside {gold[column]['bounds']}": gold[column]["outside_share"]
+                            for column in ("prompt_chars", "completion_chars") if gold[column]["outside_share"]})
+            if flagged:
                 shown = ", ".join(f"{k} {v:.1%}" for k, v in flagged.items())
-                print(f"  note: the {name} family's validity rules, written for the built-in data, reject gold "
-                      f"examples too ({shown + '; ' if shown else ''}completion length outside "
-                      f"{task.completion_chars}: {outside:.1%}); validate will flag that share of synthetic "
-                      "samples whatever the model writes")
+                print(f"  note: the {name} family's validity rules reject gold examples ({shown}); validate "
+                      "will flag that share of synthetic samples whatever the model writes")
     write_json(paths.METRICS / "external.json", summary)
     return 0

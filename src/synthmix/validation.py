@@ -10,9 +10,10 @@ name                 expectation                                           level
 ==================== ===================================================== ==========
 prompt_not_null      ExpectColumnValuesToNotBeNull(prompt)                 row
 completion_not_null  ExpectColumnValuesToNotBeNull(completion)             row
-prompt_length        ExpectColumnValueLengthsToBeBetween(prompt, 1, 4000)  row
-completion_length    ExpectColumnValueLengthsToBeBetween(completion,
-                     *task.completion_chars)                               row
+prompt_length        ExpectColumnValueLengthsToBeBetween(prompt,           row
+                     *bounds["prompt"])
+completion_length    ExpectColumnValueLengthsToBeBetween(completion,       row
+                     *bounds["completion"])
 check:<key>          ExpectColumnValuesToBeInSet(<key>, [True])            row
 not_leaked           ExpectColumnValuesToBeInSet(leaked, [False])          row
 duplicate_rate       ExpectColumnProportionOfUniqueValuesToBeBetween(      table
@@ -22,6 +23,12 @@ not_empty            ExpectTableRowCountToBeBetween(min_value=1)           table
 
 (``text`` is prompt + NUL + completion. An empty set fails ``not_empty`` and also
 ``duplicate_rate``: GX reports a unique proportion of 0 for zero rows.)
+
+The checks and the length bounds follow the data's source (`TaskFamily.source`, params.yaml
+`prepare.source`). Built-in data: each family's exact prompt format, and `bounds` are its
+`prompt_chars` (1-4000) and `completion_chars`. Hub data (the real benchmarks): format-neutral
+checks, and bounds measured on the external train split's gold texts with headroom
+(`TaskFamily.length_bounds`), so every gold example passes and a malformed generation still fails.
 
 A sample is *malformed* when it fails at least one row-level expectation. Duplicates are not
 malformed: each copy of a duplicated sample is a well-formed sample on its own, and which copy
@@ -44,14 +51,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from synthmix import paths
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
+from synthmix.tasks.base import TaskFamily
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from synthmix.tasks.base import Example, TaskFamily
+    from synthmix.tasks.base import Example
 
-#: bounds on the prompt's length in characters
-PROMPT_CHARS = (1, 4000)
+#: bounds on the prompt's length in characters (built-in data; see TaskFamily.length_bounds)
+PROMPT_CHARS = TaskFamily.prompt_chars
 #: characters of prompt/completion kept in `ValidationReport.failing_examples`
 EXCERPT_CHARS = 300
 #: columns the suite builds itself; a task check may not use these names
@@ -185,7 +193,8 @@ class SampleValidator:
         self._batch_definition = asset.add_batch_definition_whole_dataframe("whole")
 
     def _suite(
-        self, task: TaskFamily, check_keys: list[str], max_duplicate_rate: float
+        self, task: TaskFamily, check_keys: list[str], max_duplicate_rate: float,
+        bounds: dict[str, tuple[int, int]],
     ) -> tuple[Any, dict[str, str]]:
         """The suite, and each expectation's name keyed by ``<GX type>:<column>``."""
         gxe = self._gxe
@@ -193,9 +202,9 @@ class SampleValidator:
         named: list[tuple[str, Any]] = [
             ("prompt_not_null", gxe.ExpectColumnValuesToNotBeNull(column="prompt")),
             ("completion_not_null", gxe.ExpectColumnValuesToNotBeNull(column="completion")),
-            ("prompt_length", lengths(column="prompt", min_value=PROMPT_CHARS[0], max_value=PROMPT_CHARS[1])),
-            ("completion_length", lengths(column="completion", min_value=task.completion_chars[0],
-                                          max_value=task.completion_chars[1])),
+            ("prompt_length", lengths(column="prompt", min_value=bounds["prompt"][0], max_value=bounds["prompt"][1])),
+            ("completion_length", lengths(column="completion", min_value=bounds["completion"][0],
+                                          max_value=bounds["completion"][1])),
             *(
                 (f"check:{k}", gxe.ExpectColumnValuesToBeInSet(column=k, value_set=[True]))
                 for k in check_keys
@@ -220,13 +229,17 @@ class SampleValidator:
         *,
         max_duplicate_rate: float = 0.5,
         max_examples: int = 20,
+        bounds: dict[str, tuple[int, int]] | None = None,
     ) -> ValidationReport:
-        """Run the suite over `samples`; see the module docstring for what is expected."""
+        """Run the suite over `samples`; see the module docstring for what is expected.
+
+        `bounds`: {"prompt": (lo, hi), "completion": (lo, hi)} in characters, inclusive; None: the
+        task's `length_bounds()` (built-in data; hub data needs them measured on its train split)."""
         if not 0.0 <= max_duplicate_rate <= 1.0:
             raise ValueError(f"max_duplicate_rate must be in [0, 1], got {max_duplicate_rate}")
         df = _frame(task, samples, test_prompts)
         check_keys = [c for c in df.columns if c not in RESERVED_COLUMNS]
-        suite, names = self._suite(task, check_keys, max_duplicate_rate)
+        suite, names = self._suite(task, check_keys, max_duplicate_rate, bounds or task.length_bounds())
         batch = self._batch_definition.get_batch(batch_parameters={"dataframe": df})
         result = batch.validate(
             suite,
@@ -307,15 +320,17 @@ def validate_samples(
     *,
     max_duplicate_rate: float = 0.5,
     max_examples: int = 20,
+    bounds: dict[str, tuple[int, int]] | None = None,
 ) -> ValidationReport:
     """Validate one task's generated samples with the process-wide GX context.
 
     `test_prompts` are the task's held-out test prompts: a sample whose prompt equals one of them
     (after `strip()`) is *leaked*. At most `max_duplicate_rate` of the samples may be repeats of
-    an earlier (prompt, completion) pair.
+    an earlier (prompt, completion) pair. `bounds`: see `SampleValidator.validate`.
     """
     return default_validator().validate(
-        task, samples, test_prompts, max_duplicate_rate=max_duplicate_rate, max_examples=max_examples
+        task, samples, test_prompts, max_duplicate_rate=max_duplicate_rate, max_examples=max_examples,
+        bounds=bounds,
     )
 
 
@@ -357,6 +372,9 @@ def run(params: Params, iteration: int) -> int:
     data and the headline numbers to metrics/validation/iter<N>.json; with `fail`, a set with
     malformed samples stops the stage (exit 1) and its validated file is not written. The raw
     set is never modified.
+
+    The checks and length bounds follow `prepare.source`: with hub data, the families' format-neutral
+    checks and bounds measured on the external train split (module docstring).
     """
     from synthmix.tasks import get_task
 
@@ -365,10 +383,12 @@ def run(params: Params, iteration: int) -> int:
     headline: dict[str, Any] = {}
     failures: list[str] = []
     for name in params.tasks:
-        task = get_task(name)
+        task = get_task(name, source=params.prepare.source)
         samples = read_jsonl(paths.synthetic_raw(iteration, name))
         test_prompts = [row["prompt"] for row in read_jsonl(paths.external(name, "test"))]
-        report = validate_samples(task, samples, test_prompts, max_duplicate_rate=cfg.max_duplicate_rate)
+        gold = read_jsonl(paths.external(name, "train")) if task.source == "hub" else ()
+        report = validate_samples(task, samples, test_prompts, max_duplicate_rate=cfg.max_duplicate_rate,
+                                  bounds=task.length_bounds(gold))
         full[name] = report.to_dict()
         headline[name] = {
             "success": report.success,

@@ -6,7 +6,11 @@ and feature types, so the real `datasets.load_dataset(path, name, split=...)` re
 reads the hub repo. The rows are written for these tests (not copied from the datasets); they
 reproduce the schemas and the quirks the adapters must handle: hidden labels, "1,200"-style
 answers, unanswerable questions, MBPP's tabs, CRLF line ends, module constants, helper functions
-and classes, and rows that cannot become a HumanEval-like problem.
+and classes, and rows that cannot become a HumanEval-like problem. They also hold the real data's
+quirks that the families' validity rules for built-in data reject (test_hub_checks.py): answers
+longer than the built-in bounds (a 270-character GSM8K solution, a 60-character NQ answer, a long
+SQuAD span, a long CommonsenseQA option), GSM8K questions that do not end in "?", SQuAD answers that
+end inside a word ("hive" of "hive's"), and HumanEval/MBPP prompts of any shape.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ def _csqa(id_: str, question: str, concept: str, texts: list[str], key: str, lab
 
 CSQA = {"default": {
     "train": [
+        # an option longer than the built-in data's (the built-in completion bound is 40 characters)
         _csqa("t1", "Where would you put a plate after washing it?", "plate",
-              ["cupboard", "garden", "river", "oven", "car"], "A"),
+              ["in the cupboard above the kitchen sink, with the cups", "garden", "river", "oven", "car"], "A"),
         _csqa("t2", "What do people do to relax\non a Sunday?", "relax",
               ["work", "take a nap", "run a marathon", "pay taxes", "shout"], "B"),
         # labels listed out of order: the adapter must order the options A-E
@@ -60,13 +65,18 @@ GSM8K = {
              "answer": "Ann has 3 + 4 = <<3+4=7>>7 apples.\n#### 7"},
             {"question": "A box holds 12 eggs. How many eggs are in 100 boxes?",
              "answer": "There are 12 * 100 = <<12*100=1200>>1200 eggs.\n#### 1,200"},
-            {"question": "Tom had 10 cards and gave away 4. How many are left?",
-             "answer": "10 - 4 = <<10-4=6>>6\n#### 6"},
+            # no "?" at the end, and a solution longer than any built-in one (over 200 characters)
+            {"question": "Tom had 10 cards and gave away 4. Then he bought 4 packs of 5 cards and gave half "
+                         "of them to his sister. Find the number of cards Tom has now.",
+             "answer": "Tom gave away 4 cards, so he had 10 - 4 = <<10-4=6>>6 cards left.\n"
+                       "The 4 packs held 4 * 5 = <<4*5=20>>20 cards.\n"
+                       "He gave half of them away, so he kept 20 / 2 = <<20/2=10>>10 cards from the packs.\n"
+                       "In total Tom has 6 + 10 = <<6+10=16>>16 cards now.\n#### 16"},
         ],
         "test": [
             {"question": "Mia reads 5 pages a day for 6 days.\nHow many pages does she read?",
              "answer": "5 * 6 = <<5*6=30>>30 pages.\n#### 30"},
-            {"question": "A shirt costs $20 and is 25% off. What is the price now?",
+            {"question": "A shirt costs $20 and is 25% off. Work out its price now.",
              "answer": "The discount is 20 * 0.25 = $<<20*0.25=5>>5.\nThe price is 20 - 5 = $<<20-5=15>>15.\n#### 15"},
         ],
     },
@@ -80,7 +90,9 @@ NQ_FEATURES = Features({"question": S, "answer": List(S)})
 NQ = {"nq_open": {
     "train": [
         {"question": "who wrote the novel moby dick", "answer": ["Herman Melville"]},
-        {"question": "what is the capital city of australia", "answer": ["Canberra"]},
+        # an answer longer than the built-in data's (40 characters)
+        {"question": "what is the full name of unesco",
+         "answer": ["United Nations Educational, Scientific and Cultural Organization", "UNESCO"]},
         # also a validation question: train must drop it
         {"question": "how many legs does a spider have", "answer": ["eight"]},
     ],
@@ -96,7 +108,8 @@ SQUAD_FEATURES = Features({
     "answers": {"text": List(S), "answer_start": List(Value("int32"))},
 })
 _BEES = ("Honey bees live in colonies. A colony has one queen, who lays the eggs, and thousands of workers.\n"
-         "Workers collect nectar from flowers.")
+         "Workers collect nectar from flowers. The queen's eggs hatch into larvae that young nurse workers feed "
+         "with royal jelly for three days. Guards watch the hive's entrance.")
 
 
 def _span(*texts: str) -> dict[str, list]:
@@ -112,6 +125,11 @@ SQUAD = {"squad_v2": {
          "answers": _span("nectar")},
         {"id": "s3", "title": "Bees", "context": _BEES, "question": "What colour is the queen?",
          "answers": {"text": [], "answer_start": []}},
+        # a span longer than the built-in data's (40 characters), and one ending inside a word
+        {"id": "s4", "title": "Bees", "context": _BEES, "question": "What do the eggs hatch into?",
+         "answers": _span("larvae that young nurse workers feed with royal jelly")},
+        {"id": "s5", "title": "Bees", "context": _BEES, "question": "Guards watch the entrance of what?",
+         "answers": _span("hive")},
     ],
     "validation": [
         {"id": "d1", "title": "Bees", "context": _BEES, "question": "Where do honey bees live?",

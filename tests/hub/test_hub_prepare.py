@@ -149,9 +149,14 @@ def test_prepare_writes_every_task_with_its_provenance(copies, tmp_path, monkeyp
             assert all(s.correct == 1.0 for s in task.score(test, [ex["completion"] for ex in test]))
         source = json.loads(Path(f"data/external/{name}/source.json").read_text())
         assert source["train"]["path"] == copies[name]["train"]["path"] and source["train"]["fingerprint"]
-    code = json.loads(Path("data/external/code/source.json").read_text())
-    assert code["gold_checks"]["failed_share"]["prompt_format"] == 1.0  # the family's regex fits built-in prompts only
-    assert "validate will flag that share" in capsys.readouterr().out
+        # validate's rules for hub data accept every gold example (test_hub_checks.py)
+        gold = source["gold_checks"]
+        assert set(gold["failed_share"]) == set(task.checks(train[0])) and not any(gold["failed_share"].values())
+        assert gold["completion_chars"]["outside_share"] == gold["prompt_chars"]["outside_share"] == 0
+        assert gold["completion_chars"]["bounds"] == list(get_task(name, "hub").length_bounds(train)["completion"])
+    math = json.loads(Path("data/external/math/source.json").read_text())["gold_checks"]["completion_chars"]
+    assert math["family_bounds"] == [8, 200] and math["bounds"][1] >= 1.25 * math["gold_max"] > 1.25 * 200
+    assert "validate will flag that share" not in capsys.readouterr().out
 
 
 def test_the_builtin_source_is_unchanged(tmp_path, monkeypatch):

@@ -13,9 +13,14 @@ def _correct(task, examples, completions):
     return [s.correct for s in task.score(examples, completions)]
 
 
-def _checks_pass(task, examples):
-    """The family's validity checks accept the mapped gold examples (its prompt format included)."""
-    return all(all(task.checks(ex).values()) for ex in examples)
+def _checks_pass(task, train, test):
+    """The family's validity rules for hub data accept the mapped gold examples: every check (its
+    prompt format included) and the length bounds measured on the train split (test_hub_checks.py
+    runs the whole great-expectations suite)."""
+    hub = get_task(task.name, source="hub")
+    bounds = hub.length_bounds(train)
+    return all(all(hub.checks(ex).values()) and all(lo <= len(ex[key]) <= hi for key, (lo, hi) in bounds.items())
+               for ex in train + test)
 
 
 # ----- commonsense <- tau/commonsense_qa ------------------------------------------------------------
@@ -36,7 +41,7 @@ def test_commonsense_qa_maps_to_five_way_choice_scored_by_the_family(load):
     bird = train[2]
     assert bird["choices"] == ["eyes", "tail", "wings", "beak", "feet"] and bird["completion"] == " C) wings"
     assert "\n" not in bird["prompt"].split("\n")[0] and "relax on a Sunday" in train[1]["prompt"]
-    assert _checks_pass(task, train + test)
+    assert _checks_pass(task, train, test)
 
 
 def test_commonsense_qa_test_split_has_no_labels_and_the_error_says_so(load):
@@ -60,7 +65,7 @@ def test_gsm8k_solution_is_the_completion_and_the_gsm8k_rule_scores_it(load):
     assert test[0]["prompt"] == "Question: Mia reads 5 pages a day for 6 days. How many pages does she read?\nAnswer:"
     assert _correct(task, train + test, [ex["completion"] for ex in train + test]) == [1.0] * 5
     assert _correct(task, [eggs, eggs, eggs], [" #### 1200", " 1200 eggs", " #### 1201"]) == [1.0, 0.0, 0.0]
-    assert _checks_pass(task, train + test)
+    assert _checks_pass(task, train, test)
 
 
 # ----- factual <- google-research-datasets/nq_open ---------------------------------------------------
@@ -78,7 +83,7 @@ def test_nq_open_aliases_all_count_and_train_drops_test_questions(load):
     assert [ex["id"] for ex in train] == ["factual-train-000000", "factual-train-000001"]
     assert data["train"].info["dropped_test_prompt_overlap"] == 1
     assert not {ex["prompt"] for ex in train} & {ex["prompt"] for ex in test}
-    assert _checks_pass(task, train + test)
+    assert _checks_pass(task, train, test)
 
 
 # ----- reading <- rajpurkar/squad_v2 ----------------------------------------------------------------
@@ -101,4 +106,4 @@ def test_squad_v2_answerable_and_unanswerable_scored_by_the_squad2_rules(load):
     summary = task.summarize(test, task.score(test, [" colonies", " the queen"]))
     assert summary["HasAns_exact"] == 1.0 and summary["NoAns_exact"] == 0.0 and summary["f1"] == 0.5
     assert task.trivial_baseline(train, test)["score"] == 0.5  # always "unanswerable": the NoAns share
-    assert _checks_pass(task, train + test)
+    assert _checks_pass(task, train, test)

@@ -19,8 +19,10 @@ by the generate stage.
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -51,8 +53,15 @@ class TaskFamily(ABC):
     kind: ClassVar[Literal["choice", "generate"]]
     #: the headline metric's key in `summarize()`'s result (e.g. "accuracy", "exact_match", "pass@1")
     score_name: ClassVar[str]
-    #: generation budget for greedy answers and for synthetic samples, in model tokens
+    #: generation budget for greedy answers and for synthetic samples, in model tokens, sized for the
+    #: built-in data (params.yaml `max_new_tokens.<task>` overrides it, e.g. for the real benchmarks)
     max_new_tokens: ClassVar[int]
+    #: whose examples the validity rules (`checks`, `length_bounds`) judge: "builtin", the family's
+    #: own generated data, held to its exact prompt format and `completion_chars`; or "hub", real
+    #: benchmark rows mapped by `synthmix.tasks.hub`, held to format-neutral rules (the answer can be
+    #: extracted, the code parses...) and to length bounds measured on the external train split.
+    #: `get_task(name, source=...)` sets it (params.yaml `prepare.source`).
+    source: Literal["builtin", "hub"] = "builtin"
 
     # ----- data -------------------------------------------------------------------------------
     @abstractmethod
@@ -111,7 +120,31 @@ class TaskFamily(ABC):
         is false marks the sample malformed."""
 
     #: inclusive bounds on the completion's length in characters for a sample to be well-formed
+    #: (built-in data; for hub data `length_bounds` widens them to the gold lengths)
     completion_chars: ClassVar[tuple[int, int]] = (1, 2000)
+    #: inclusive bounds on the prompt's length in characters (likewise)
+    prompt_chars: ClassVar[tuple[int, int]] = (1, 4000)
+    #: hub data: a sample's prompt or completion may be this many times as long as the longest gold one
+    LENGTH_HEADROOM: ClassVar[float] = 1.25
+
+    def length_bounds(self, gold: Sequence[Example] = ()) -> dict[str, tuple[int, int]]:
+        """Inclusive bounds on a well-formed sample's ``prompt`` and ``completion`` lengths, in characters.
+
+        Built-in data: the class's `prompt_chars` and `completion_chars`, whatever `gold` is. Hub data:
+        `gold` (the external train split) sets them: each bound is widened, never narrowed, to cover
+        every gold text, the upper one with `LENGTH_HEADROOM` to spare, so a real answer is never
+        flagged for its length (GSM8K solutions run to hundreds of characters where the built-in
+        math's are under 200) while an empty or runaway generation still is."""
+        fixed = {"prompt": self.prompt_chars, "completion": self.completion_chars}
+        if self.source == "builtin":
+            return fixed
+        if not gold:
+            raise ValueError(f"task {self.name!r}: hub data needs the external train split to bound lengths by")
+        bounds = {}
+        for column, (lo, hi) in fixed.items():
+            lengths = [len(ex[column]) for ex in gold]
+            bounds[column] = (min(lo, min(lengths)), max(hi, math.ceil(self.LENGTH_HEADROOM * max(lengths))))
+        return bounds
 
 
 REGISTRY: dict[str, type[TaskFamily]] = {}

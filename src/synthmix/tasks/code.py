@@ -137,6 +137,30 @@ def _problem(combo: tuple[int, int, int, int]) -> tuple[str, str, str]:
     return entry, f'def {entry}({param}):\n    """{doc}"""\n', fam.body.format(p=param, K=k)
 
 
+def ends_with_open_function(prompt: str) -> bool:
+    """Whether `prompt` is Python that stops where a top-level function's body begins: with a body
+    of `pass` appended it parses, its last statement is that function, and before the `pass` the
+    function holds nothing but its docstring (and imports: HumanEval/115 imports math before its
+    docstring). Imports, helpers and constants may come before the function, as in HumanEval and
+    the MBPP problems synthmix.tasks.hub builds."""
+    if not prompt.strip():
+        return False
+    try:
+        module = ast.parse(prompt + "\n    pass\n")
+    except (SyntaxError, ValueError):
+        return False
+    last = module.body[-1] if module.body else None
+    if not isinstance(last, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    *head, end = last.body
+    return (isinstance(end, ast.Pass) and end.lineno > last.lineno
+            and all(_is_string(node) or isinstance(node, (ast.Import, ast.ImportFrom)) for node in head))
+
+
+def _is_string(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
 def program(prompt: str, body: str, tests: str) -> str:
     """The program the sandbox runs: the function (prompt + body), then its asserts."""
     return f"{prompt}{body.rstrip()}\n\n\n{tests}\n"
@@ -231,15 +255,20 @@ class Code(TaskFamily):
         return {"prompt": m.group(0), "completion": body, "entry_point": m.group(1), "tests": None}
 
     def checks(self, example: Example) -> dict[str, bool]:
-        """Prompt is a signature + docstring; the completion has a body; together they parse."""
+        """Prompt is a signature + docstring; the completion has a body; together they parse.
+
+        The prompt's format: built-in data, exactly the family's one-argument signature and one-line
+        docstring; hub data (HumanEval, MBPP), any code that ends with a function's header and at
+        most its docstring and imports (see `ends_with_open_function`)."""
         prompt, completion = example.get("prompt") or "", example.get("completion") or ""
         try:
             ast.parse(prompt + completion)
             parses = True
         except (SyntaxError, ValueError):
             parses = False
+        fmt = bool(_SIGNATURE.fullmatch(prompt)) if self.source == "builtin" else ends_with_open_function(prompt)
         return {
-            "prompt_format": bool(_SIGNATURE.fullmatch(prompt)),
+            "prompt_format": fmt,
             "has_body": self.extract(completion) is not None,
             "code_parses": parses,
         }

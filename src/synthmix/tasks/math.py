@@ -37,6 +37,9 @@ MAX_NUMBER = 10
 
 _ANSWER = re.compile(r"#### (-?[0-9.,]+)")
 _PROMPT = re.compile(r"^Question: [^\n]+\?\nAnswer:$")
+#: hub data (GSM8K): one question on one line, whatever its last character (some GSM8K questions end
+#: in "." or in an instruction: "... Find the total cost.")
+_HUB_PROMPT = re.compile(r"^Question: [^\n]*\S[^\n]*\nAnswer:$")
 
 
 def _problem(rng: random.Random) -> tuple[str, str, int]:
@@ -127,6 +130,8 @@ class Math(TaskFamily):
         return {"prompt": head + sep, "completion": completion, "answer": answer}
 
     def checks(self, example: Example) -> dict[str, bool]:
-        """Prompt is one question in format; the completion ends in a parsable "#### <number>"."""
+        """Prompt is one question in format (built-in data: ending in "?"); the completion ends in a
+        parsable "#### <number>"."""
         prompt, completion = example.get("prompt") or "", example.get("completion") or ""
-        return {"prompt_format": bool(_PROMPT.match(prompt)), "answer_parses": self.extract(completion) is not None}
+        fmt = _PROMPT if self.source == "builtin" else _HUB_PROMPT
+        return {"prompt_format": bool(fmt.match(prompt)), "answer_parses": self.extract(completion) is not None}

@@ -168,10 +168,19 @@ class Reading(TaskFamily):
         return {"prompt": head + sep, "completion": completion, "answers": [answer] if answer else []}
 
     def checks(self, example: Example) -> dict[str, bool]:
-        """Prompt in format; the answer is "unanswerable" or a span of the passage (normalised)."""
+        """Prompt in format; the answer is "unanswerable" or a span of the passage.
+
+        Built-in data: whole words of the passage after SQuAD normalisation. Hub data (SQuAD 2.0):
+        any stretch of the passage's characters, compared without case (a gold answer is a character
+        span that may end inside a word: "Beyoncé" of "Beyoncé's", "1990s" of "1990s-era"), or of its
+        normalised text."""
         parsed = parse_prompt(example.get("prompt") or "")
         answer = self.extract(example.get("completion") or "")
-        span = answer == "" or (
-            parsed is not None and f" {normalize_answer(answer)} " in f" {normalize_answer(parsed[0])} "
-        )
+        if answer == "" or parsed is None:
+            span = answer == ""
+        elif self.source == "builtin":
+            span = f" {normalize_answer(answer)} " in f" {normalize_answer(parsed[0])} "
+        else:
+            norm = normalize_answer(answer)
+            span = answer.casefold() in parsed[0].casefold() or bool(norm and norm in normalize_answer(parsed[0]))
         return {"prompt_format": parsed is not None, "span_or_unanswerable": span}
