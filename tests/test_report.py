@@ -112,6 +112,15 @@ def test_findings_do_not_hold_when_nothing_degrades_and_say_what_is_missing():
     assert all(f["verdict"] == "not enough experiments" for f in only_zero["findings"])
 
 
+def test_a_size_difference_within_tolerance_is_not_taken_as_robustness():
+    # the larger model loses 1 point less at 30%: below the 3% tolerance, so no verdict either way
+    runs = grid({"tiny": {"math": -0.30, "code": -0.30}, "small": {"math": -0.29, "code": -0.29}})
+    f2 = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))["findings"][1]
+    assert f2["verdict"] == "not enough experiments" and "-S seed=" in f2["to_settle"], f2
+    worse = grid({"tiny": {"math": -0.1, "code": -0.1}, "small": {"math": -0.4, "code": -0.4}})
+    assert analysis.analyse(worse, analysis.Settings(bootstrap_samples=100))["findings"][1]["verdict"] == "does not hold"
+
+
 def test_ece_lead_counts_iterations_between_ece_rise_and_score_fall():
     runs = grid({"tiny": {"math": -0.3}}, ratios=(0.0, 0.5), iterations=3, ece_rise={1: 1.0, 2: 1.0, 3: 1.0})
     for r in runs:  # the score holds at iteration 1 and falls from iteration 2 on
