@@ -85,20 +85,30 @@ def test_invalid_params_stop_before_anything_is_written(tmp_path):
 
 
 def test_halt_gate_stops_the_next_iteration_and_keeps_what_ran(tmp_path):
-    # commonsense starts near-uniform; self-training on its own sampled answers makes it more
-    # confident in them, so its ECE rises at iteration 1 (the premise, asserted below)
+    # The premise: commonsense's ECE rose at iteration 1. On 12 test questions the direction of
+    # ECE's change is noise (seed 0 at ratio 0.2 falls by 1.8%, at 0.3 it rises), so the premise is
+    # found, not assumed: only the mix and iteration 1 rerun per ratio (~11 s each); the baseline is
+    # cached. What is under test is what a halt does once the gate trips.
     repo = make_repo(tmp_path, {**TINY, "tasks": ["commonsense"]})
-    sh(repo, "dvc", "repro", "gate@iter1")
-    rise = json.loads((repo / "metrics/gate/iter1.json").read_text())["commonsense"]["ece_relative_change"]
-    assert rise > 0
-    # a halt threshold below the observed rise: the gate must trip and stop iteration 2
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    tried = {}
+    for ratio in (0.2, 0.3, 0.5, 0.1, 0.4):
+        params["ratio"] = ratio
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        sh(repo, "dvc", "repro", "gate@iter1")
+        rise = json.loads((repo / "metrics/gate/iter1.json").read_text())["commonsense"]["ece_relative_change"]
+        tried[ratio] = rise
+        if rise is not None and rise > 0:
+            break
+    else:
+        pytest.fail(f"ECE fell at iteration 1 for every ratio tried: {tried}")
+    # a halt threshold below the observed rise: the gate must trip and stop iteration 2
     params["gate"] = {"mode": "halt", "ece_relative_rise": rise / 2, "ece_absolute_rise": 1.0, "score_flat": 0.0}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh(repo, "dvc", "repro", check=False)
     text = out.stdout + out.stderr
     assert out.returncode != 0
-    assert "generate@iter2" in text and "lower `ratio` (now 0.2)" in text and "gate.mode=warn" in text
+    assert "generate@iter2" in text and f"lower `ratio` (now {ratio})" in text and "gate.mode=warn" in text
     assert json.loads((repo / "metrics/gate/iter1.json").read_text())["flagged"] is True
     assert (repo / "models/iter1/commonsense/model.safetensors").exists()
     assert not (repo / "data/synthetic/raw/iter2").exists()
