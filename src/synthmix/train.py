@@ -46,7 +46,10 @@ def _target_tokens(feature: dict[str, list[int]]) -> int:
 
 
 def collate(features: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a micro-batch: pad id, attention 0 and label -100 past each sequence."""
+    """Right-pad a micro-batch: pad id, attention 0 and label -100 past each sequence.
+
+    Not DataCollatorForSeq2Seq: that pads on `tokenizer.padding_side`, which generation sets to
+    "left" on the same tokenizer object, and training must always pad on the right."""
     width = max(len(f["input_ids"]) for f in features)
     ids = torch.full((len(features), width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)

@@ -51,15 +51,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from synthmix import paths
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
-from synthmix.tasks.base import TaskFamily
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from synthmix.tasks.base import Example
+    from synthmix.tasks.base import Example, TaskFamily
 
-#: bounds on the prompt's length in characters (built-in data; see TaskFamily.length_bounds)
-PROMPT_CHARS = TaskFamily.prompt_chars
 #: characters of prompt/completion kept in `ValidationReport.failing_examples`
 EXCERPT_CHARS = 300
 #: columns the suite builds itself; a task check may not use these names

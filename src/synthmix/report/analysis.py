@@ -10,6 +10,7 @@ and bootstrap confidence intervals (resampling seeds within each ratio) for safe
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ PAPER = {
     "calibration": "iteration 1: ECE +75% while accuracy -1.2%; accuracy fell clearly only at iteration 2",
 }
 REASONING, GROUNDED = ("math", "code"), ("factual", "reading")
+#: the order tasks are shown in (protocol.md's)
+TASK_ORDER = ("commonsense", "math", "factual", "reading", "code")
 
 
 @dataclass(frozen=True)
@@ -58,17 +61,17 @@ def group_runs(runs: list[Run]) -> dict[Group, list[Run]]:
 
 
 def parameter_count(run: Run) -> int:
-    """Parameters of a run's model: ladder sizes counted from their config, hub ids from their name."""
-    from synthmix.modeling import LADDER_SHAPES
+    """Parameters of a run's model: ladder sizes built from their config (on the meta device: no
+    weights allocated), hub ids read from their name ("pythia-1.4b")."""
+    from synthmix import modeling
 
-    if run.model in LADDER_SHAPES:
-        hidden, layers, _ = LADDER_SHAPES[run.model]
-        vocab = run.vocab_size
-        # GPT-NeoX: untied in/out embeddings; per layer 4h^2 (attention) + 8h^2 (MLP) + biases + 2 LayerNorms
-        per_layer = 12 * hidden * hidden + 13 * hidden
-        return 2 * vocab * hidden + layers * per_layer + 2 * hidden
-    import re
+    if run.model in modeling.LADDER_SHAPES:
+        import torch
+        from transformers import AutoModelForCausalLM
 
+        config = modeling.ladder_config(run.model, run.vocab_size, eos_id=0, pad_id=1)
+        with torch.device("meta"):
+            return modeling.count_parameters(AutoModelForCausalLM.from_config(config))
     match = re.search(r"(\d+(?:\.\d+)?)([mMbB])\b", run.model.split("/")[-1])
     if match:
         return int(float(match.group(1)) * (1e6 if match.group(2).lower() == "m" else 1e9))
@@ -223,8 +226,7 @@ class Settings:
 def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
     """Every number the report shows, as one JSON-serialisable mapping."""
     groups = group_runs(runs)
-    tasks = sorted({t for r in runs for t in r.tasks}, key=lambda t: ["commonsense", "math", "factual", "reading", "code"].index(t)
-                   if t in ("commonsense", "math", "factual", "reading", "code") else 99)
+    tasks = sorted({t for r in runs for t in r.tasks}, key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else 99)
     out: dict[str, Any] = {"settings": settings.__dict__, "tasks": tasks, "groups": [], "paper": PAPER}
     for group, members in groups.items():
         its = common_iterations(members)
@@ -322,7 +324,7 @@ def _verdict(status: str, measured: str, settle: str = "") -> dict[str, str]:
 
 def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
     """The four findings of the paper, each: what it reports, what these runs show, a verdict."""
-    groups = [g for g in result["groups"] if g["mix_mode"] == "replace"] or result["groups"]
+    groups = _replace_groups(result)
     tasks = result["tasks"]
     pct = lambda x: "n/a" if x is None else f"{100 * x:+.1f}%"  # noqa: E731
     rows = []
@@ -356,10 +358,8 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
     deg = [(g, d) for g, d in deg if d is not None]
     fit = (result["size_fit"].get("replace") or {}).get("pooled")
     if len({g["parameters"] for g, _ in deg}) < 2:
-        rows.append({"finding": "2. Larger models are more robust; the safe ratio grows with log(model size)",
-                     "paper": "relative drop at 30%: -38% (410M) to -16% (12B); safe ratio 15-18% small, 23-27% large",
-                     **_verdict("not enough experiments", "fewer than two model sizes with ratios spanning 0-0.3",
-                                "run the same ratios at a second size (-S model=small / medium)")})
+        verdict = _verdict("not enough experiments", "fewer than two model sizes with ratios spanning 0-0.3",
+                           "run the same ratios at a second size (-S model=small / medium)")
     else:
         drops = [d for _, d in deg]
         steps = [b - a for a, b in zip(drops, drops[1:])]  # > 0: the larger model lost less
@@ -367,19 +367,18 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
         measured = ", ".join(f"{g['model']} ({g['parameters'] / 1e6:.1f}M): {pct(d)} at 30%" for g, d in deg)
         if fit:
             measured += f"; safe ratio = {fit['intercept']:.3f} {fit['slope_per_decade']:+.3f} x log10(params) ({fit['points']} points)"
-        settle = ""
         if all(abs(x) < s.tolerance for x in steps):
             # a difference smaller than the tolerance is not evidence either way
-            status = "not enough experiments"
-            measured += f" (sizes differ by less than the {s.tolerance:.0%} tolerance)"
-            settle = "more seeds (-S seed=0,1,2,3), or sizes further apart (-S model=tiny,medium)"
+            verdict = _verdict("not enough experiments",
+                               measured + f" (sizes differ by less than the {s.tolerance:.0%} tolerance)",
+                               "more seeds (-S seed=0,1,2,3), or sizes further apart (-S model=tiny,medium)")
         elif all(x > -s.tolerance for x in steps) and any(x >= s.tolerance for x in steps) and grows:
-            status = "holds"
+            verdict = _verdict("holds", measured)
         else:
-            status = "does not hold"
-        rows.append({"finding": "2. Larger models are more robust; the safe ratio grows with log(model size)",
-                     "paper": "relative drop at 30%: -38% (410M) to -16% (12B); safe ratio 15-18% small, 23-27% large",
-                     **_verdict(status, measured, settle)})
+            verdict = _verdict("does not hold", measured)
+    rows.append({"finding": "2. Larger models are more robust; the safe ratio grows with log(model size)",
+                 "paper": "relative drop at 30%: -38% (410M) to -16% (12B); safe ratio 15-18% small, 23-27% large",
+                 **verdict})
 
     # 3. Calibration degrades first (ECE leads the score by 1-2 iterations).
     leads = [v["lead"] for g in groups for t in tasks for v in g["lead"].get(t, {}).values()]
@@ -417,6 +416,11 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
     return rows
 
 
+def _replace_groups(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The groups the findings are judged on: replace mode (the paper's), or every group when none is."""
+    return [g for g in result["groups"] if g["mix_mode"] == "replace"] or result["groups"]
+
+
 def _combine(states: list[str], measured: str, settle: str) -> dict[str, str]:
     decided = [x for x in states if x != "insufficient"]
     if not decided:
@@ -438,7 +442,7 @@ def _mean_over_tasks(g: dict[str, Any], tasks: list[str], metric: str) -> dict[f
 
 def sensitivity(result: dict[str, Any], at: float) -> dict[str, float | None]:
     """task -> relative score change at ratio `at` (final iteration), averaged over replace-mode groups."""
-    groups = [g for g in result["groups"] if g["mix_mode"] == "replace"] or result["groups"]
+    groups = _replace_groups(result)
     out: dict[str, float | None] = {}
     for t in result["tasks"]:
         got = [interpolate(g["relative"]["score"][t][g["final_iteration"]], at) for g in groups]

@@ -175,11 +175,8 @@ def collect(shown: list[dict[str, Any]]) -> Collection:
     runs: dict[str, Run] = {}
     skipped: dict[str, str] = {}
     for name, data, state in _rows(shown):
-        if state in ("queued", "running"):
+        if state in ("queued", "running", "failed"):
             skipped[name] = state
-            continue
-        if state == "failed":
-            skipped[name] = "failed"
             continue
         run = to_run(name, data)
         if isinstance(run, str):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthmix.records import write_text
 from synthmix.report.analysis import PAPER, sensitivity
 
 Table = tuple[list[str], list[list[Any]]]
@@ -200,11 +201,9 @@ def to_html(title: str, secs: list[Section], figures: dict[str, Path]) -> str:
 def write(result: dict[str, Any], secs: list[Section], figures: dict[str, Path], out_dir: Path, title: str) -> dict[str, Path]:
     """Write report.html, report.md and report.json into `out_dir` (figures are already there)."""
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md", "json": out_dir / "report.json"}
-    for kind, text in (("html", to_html(title, secs, figures)), ("md", to_markdown(title, secs, figures, out_dir)),
-                       ("json", json.dumps(clean(result), indent=1, sort_keys=True, allow_nan=False) + "\n")):
-        tmp = paths[kind].with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(paths[kind])
+    write_text(paths["html"], to_html(title, secs, figures))
+    write_text(paths["md"], to_markdown(title, secs, figures, out_dir))
+    write_text(paths["json"], json.dumps(clean(result), indent=1, sort_keys=True, allow_nan=False) + "\n")
     return paths
 
 
