@@ -64,3 +64,34 @@ def test_fine_tune_is_seeded(tokenizer, tmp_path):
         model = modeling.base_model(params, tokenizer)
         finals.append(fine_tune(model, tokenizer, EXAMPLES, params.train, seed=5, log_dir=tmp_path / f"l{run}")["final_loss"])
     assert finals[0] == finals[1]
+
+
+def test_output_layer_at_targets_only_gives_the_full_loss_and_gradients(tokenizer):
+    """summed_loss with head_on_targets (modeling.logits_at) equals the loss over full logits."""
+    from synthmix.train import collate, summed_loss
+
+    params = parse_params({"model": "tiny"})
+    model = modeling.base_model(params, tokenizer)
+    batch = collate([encode(ex, tokenizer, 64) for ex in EXAMPLES[:6]], tokenizer.pad_token_id)
+    grads = []
+    for fast in (False, True):
+        model.zero_grad()
+        loss = summed_loss(model, batch, head_on_targets=fast)
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-5)
+    for full, fast in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(full, fast, rtol=1e-4, atol=1e-6)
+    assert modeling.has_plain_head(model)
+
+
+def test_mixed_precision_auto_resolves_and_is_recorded(tokenizer, tmp_path):
+    from synthmix.train import bf16_supported, resolved_precision
+
+    params = parse_params({"model": "tiny", "train": {"epochs": 1, "batch_size": 8}})
+    assert params.train.mixed_precision == "auto"
+    assert resolved_precision(params.train) == ("bf16" if bf16_supported() else "fp32")
+    assert resolved_precision(parse_params({"train": {"mixed_precision": "fp32"}}).train) == "fp32"
+    summary = fine_tune(modeling.base_model(params, tokenizer), tokenizer, EXAMPLES, params.train, seed=0,
+                        log_dir=tmp_path / "live")
+    assert summary["mixed_precision"] == resolved_precision(params.train)

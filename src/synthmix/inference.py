@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
-from synthmix import distributed
+from synthmix import distributed, modeling, sampling
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,77 @@ def warn_if_over_budget(task: str, tokenizer, examples: Sequence[dict], budget: 
               f"max_new_tokens.{task} in params.yaml (or the profile's).")
 
 
+def _left_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r):] = torch.tensor(r)
+            mask[i, width - len(r):] = 1
+    return ids.to(device), mask.to(device)
+
+
+@torch.no_grad()
+def decode(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    eos_token_id: int,
+    sample: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy or nucleus decoding of a left-padded batch with a KV cache.
+
+    Returns (new token ids (batch, max_new_tokens), their log-probabilities under the model's raw
+    logits, the number of tokens of each row up to and including its first EOS). What
+    `GenerationMixin.generate` does for this case, with two savings: the sampler takes the top
+    candidates instead of sorting the vocabulary (`synthmix.sampling`), and rows that have ended
+    leave the batch (their cache rows with them) once a quarter of it has ended, instead of being
+    computed to the end of the longest row.
+    """
+    batch, device = input_ids.shape[0], input_ids.device
+    tokens = torch.full((batch, max_new_tokens), eos_token_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device)
+    lengths = torch.full((batch,), max_new_tokens, dtype=torch.long, device=device)
+    if max_new_tokens <= 0:
+        return tokens[:, :0], logprobs[:, :0], lengths.zero_()
+    rows = torch.arange(batch, device=device)  # the original row of each row still decoding
+    ended = torch.zeros(batch, dtype=torch.bool, device=device)
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, cache=cache,
+                use_cache=True, logits_to_keep=1)
+    mask, last_position = attention_mask, positions[:, -1]
+    for step in range(max_new_tokens):
+        logits = out.logits[:, -1].float()
+        if sample:
+            chosen = sampling.sample(logits, temperature, top_p, generator)
+        else:
+            chosen = logits.argmax(-1)
+        tokens[rows, step] = chosen
+        logprobs[rows, step] = torch.log_softmax(logits, -1).gather(1, chosen[:, None]).squeeze(1)
+        now_ended = (chosen == eos_token_id) & ~ended
+        lengths[rows[now_ended]] = step + 1
+        ended |= now_ended
+        if step == max_new_tokens - 1 or bool(ended.all()):
+            break
+        if int(ended.sum()) * 4 >= len(rows):  # compact: a quarter of the rows are computing padding
+            alive = (~ended).nonzero(as_tuple=True)[0]
+            cache.batch_select_indices(alive)
+            rows, chosen, mask, last_position = rows[alive], chosen[alive], mask[alive], last_position[alive]
+            ended = ended[alive]
+        mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+        last_position = last_position + 1
+        out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=last_position[:, None],
+                    cache=cache, use_cache=True)
+    return tokens, logprobs, lengths
+
+
 @torch.no_grad()
 def generate(
     model: PreTrainedModel,
@@ -87,38 +158,28 @@ def generate(
     """
     model.eval()
     device = next(model.parameters()).device
-    tokenizer.padding_side = "left"
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     results: list[tuple[int, Generation]] = []
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if sample else {"do_sample": False}
     batches = _length_sorted_batches([len(e) for e in encoded], batch_size)
     for b in tqdm(distributed.my_share(len(batches)), desc=desc, unit="batch", leave=False,
                   disable=not distributed.is_main_process()):
         batch = batches[b]
-        torch.manual_seed(distributed.batch_seed(seed, b))
-        inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
-        out = model.generate(
-            **inputs,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            output_logits=True,
-            return_dict_in_generate=True,
-            top_k=None,
-            **sampling,
+        generator = torch.Generator(device=device).manual_seed(distributed.batch_seed(seed, b))
+        ids, mask = _left_padded([encoded[i] for i in batch], tokenizer.pad_token_id, device)
+        new_tokens, logprobs, lengths = decode(
+            model, ids, mask, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+            sample=sample, temperature=temperature, top_p=top_p, generator=generator,
         )
-        new_tokens = out.sequences[:, inputs["input_ids"].shape[1] :]
-        # Raw logits, not the processed scores: confidence is the model's own probability, not the
-        # temperature/top-p sampler's.
-        logprobs = model.compute_transition_scores(out.sequences, out.logits, normalize_logits=True)
+        new_tokens, lengths = new_tokens.tolist(), lengths.tolist()
+        # confidence: the mean log-probability of the answer's tokens (EOS included when it ended)
+        mean_lp = (logprobs * (torch.arange(logprobs.shape[1], device=device)[None] < torch.tensor(
+            lengths, device=device)[:, None])).sum(-1) / torch.tensor(lengths, device=device).clamp(min=1)
+        confidences = mean_lp.exp().tolist()
         for row, index in enumerate(batch):
-            tokens = new_tokens[row].tolist()
-            # Keep tokens up to and including the first EOS; what follows is padding.
-            length = tokens.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in tokens else len(tokens)
-            lp = logprobs[row, :length].float()
-            confidence = float(torch.exp(lp.mean())) if length else 0.0
-            text = tokenizer.decode(tokens[:length], skip_special_tokens=True)
-            results.append((index, Generation(text=text, confidence=confidence, token_ids=tuple(tokens[:length]))))
+            kept = new_tokens[row][: lengths[row]]
+            text = tokenizer.decode(kept, skip_special_tokens=True)
+            confidence = confidences[row] if kept else 0.0
+            results.append((index, Generation(text=text, confidence=confidence, token_ids=tuple(kept))))
     return distributed.gather_in_order(results, len(prompts))
 
 
@@ -149,16 +210,24 @@ def choice_logprobs(
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
+        rows, cols, owner = [], [], []  # the positions that predict a choice token, and whose they are
         for r, s in enumerate(seqs):
             ids[r, : len(s)] = torch.tensor(s)
             mask[r, : len(s)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        for r, j in enumerate(batch):
-            start, end = len(pairs[j][1]), len(seqs[r])
-            targets = ids[r, start:end].to(device)
-            token_lp = logp[r, start - 1 : end - 1].gather(-1, targets[:, None]).squeeze(-1)
-            local.append((j, float(token_lp.mean())))
+            start = len(pairs[batch[r]][1])
+            rows += [r] * (len(s) - start)
+            cols += range(start - 1, len(s) - 1)
+            owner += [r] * (len(s) - start)
+        rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+        # the output layer only where a choice token is predicted (modeling.logits_at)
+        logits = modeling.logits_at(model, ids.to(device), mask.to(device), rows_t, cols_t).float()
+        targets = ids.to(device)[rows_t, cols_t + 1]
+        token_lp = torch.log_softmax(logits, -1).gather(-1, targets[:, None]).squeeze(-1)
+        owner_t = torch.tensor(owner, device=device)
+        sums = torch.zeros(len(seqs), device=device).index_add_(0, owner_t, token_lp)
+        counts = torch.zeros(len(seqs), device=device).index_add_(0, owner_t, torch.ones_like(token_lp))
+        for r, mean in enumerate((sums / counts.clamp(min=1)).tolist()):
+            local.append((batch[r], mean))
     scores = distributed.gather_in_order(local, len(pairs))
     out: list[list[float]] = [[] for _ in prompts]
     for (i, _, _), s in zip(pairs, scores):

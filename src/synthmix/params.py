@@ -181,9 +181,11 @@ class TrainParams(Section):
     warmup_ratio: Fraction = 0.05
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     max_length: Positive = 256
-    #: fp32 | bf16 | fp16, through accelerate (fp32, not accelerate's "no": DVC writes params.yaml
-    #: as YAML 1.2, leaving `no` unquoted, and YAML 1.1 readers then see the boolean false)
-    mixed_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    #: auto | fp32 | bf16 | fp16, through accelerate. auto: bf16 autocast where the GPU or CPU runs
+    #: bf16 natively (AVX512-BF16/AMX), fp32 elsewhere; training.json records what ran. (fp32, not
+    #: accelerate's "no": DVC writes params.yaml as YAML 1.2, leaving `no` unquoted, and YAML 1.1
+    #: readers then see the boolean false)
+    mixed_precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     #: completion: loss on the answer only (the prompt is context); sequence: on prompt and answer,
     #: which `generate.mode: instances` needs (the model must learn to write prompts too)
     loss_on: Literal["completion", "sequence"] = "completion"
@@ -290,6 +292,9 @@ class Params(Section):
     model: str = "tiny"
     #: torch CPU threads of every stage (0 = torch's default, all cores); 1 suits `dvc queue start -j 2`
     threads: Annotated[int, Field(ge=0)] = 0
+    #: processes that train/score tasks side by side on a CPU (0 = auto: one per core for ladder
+    #: models, 1 on a GPU, under accelerate, or when `threads` is set); see synthmix.workers
+    workers: Annotated[int, Field(ge=0)] = 0
     tasks: list[str] = ["commonsense", "math", "factual", "reading", "code"]
     #: per task, the generation budget in new tokens of the greedy answers (evaluate), the synthetic
     #: samples (generate) and the diversity samples (evaluate); a task left out keeps its family's

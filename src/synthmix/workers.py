@@ -1,0 +1,65 @@
+"""Tasks side by side on a CPU: one forked worker per core, each training or scoring whole tasks.
+
+A ladder model's matrices are too small to keep two cores busy: one epoch of math (tiny, batch 8)
+takes 8.2 s on two threads and 10.1 s on one, so two tasks on one thread each finish in 10.1 s
+where one after the other they take 16.4 s. The tasks of a stage are independent (each its own
+data, model and output files), so a stage runs them in `workers` processes with
+`cores / workers` threads each.
+
+Workers are forked, not spawned, so they inherit the imported modules (no second 5-s import of
+torch and transformers). Forking is safe only before the parent has run a parallel torch op
+(OpenMP's thread pool does not survive a fork), so a stage that uses workers does no tensor work
+itself before `map_tasks`. Each result comes back in the order of `tasks`; an exception in a
+worker is raised in the parent, naming the task.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import torch
+
+from synthmix.params import Params
+
+T = TypeVar("T")
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def count(params: Params, n_tasks: int) -> int:
+    """How many workers a stage over `n_tasks` tasks uses.
+
+    `workers` in params.yaml: 0 (auto) is one per core for ladder models on a CPU-only machine in a
+    single process, and 1 otherwise: a GPU, `accelerate launch`, a hub model (whose matrices do fill
+    the cores), or `threads` pinned by the user (e.g. `threads: 1` for `dvc queue start -j 2`,
+    where the experiments already share the cores)."""
+    if params.workers:
+        return max(1, min(params.workers, n_tasks))
+    if torch.cuda.is_available() or "LOCAL_RANK" in os.environ or params.threads or not params.uses_ladder:
+        return 1
+    return max(1, min(cores(), n_tasks))
+
+
+def _call(job: tuple[Callable[[str], T], str, int]) -> T:
+    fn, task, threads = job
+    torch.set_num_threads(threads)
+    try:
+        return fn(task)
+    except BaseException as err:  # re-raised in the parent, which sees which task failed
+        raise RuntimeError(f"task {task}: {type(err).__name__}: {err}") from None
+
+
+def map_tasks(fn: Callable[[str], T], tasks: Sequence[str], workers: int, threads: int = 0) -> list[T]:
+    """[fn(task) for task in tasks], in `workers` forked processes of `threads` threads each
+    (0: cores / workers); in this process when workers is 1. `fn` must be a module-level function
+    or a functools.partial of one (it is pickled to the workers) and return picklable results."""
+    if workers <= 1 or len(tasks) <= 1:
+        return [fn(task) for task in tasks]
+    each = threads or max(1, cores() // workers)
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return pool.map(_call, [(fn, task, each) for task in tasks], chunksize=1)

@@ -1,0 +1,44 @@
+"""Tasks side by side in forked workers: the same results as one after another, errors named."""
+
+import functools
+
+import pytest
+import torch
+
+from synthmix import workers
+from synthmix.params import parse_params
+
+
+def _square_sum(task: str, scale: int) -> tuple[str, float, int]:
+    torch.manual_seed(len(task))
+    x = torch.randn(64, 64)
+    return task, float((x @ x).sum()) * scale, torch.get_num_threads()
+
+
+def _fails(task: str) -> int:
+    if task == "b":
+        raise ValueError("bad row 7")
+    return 1
+
+
+def test_workers_return_in_task_order_with_their_thread_count():
+    fn = functools.partial(_square_sum, scale=2)
+    tasks = ["a", "bb", "ccc", "dddd", "eeeee"]
+    alone = workers.map_tasks(fn, tasks, workers=1)
+    parallel = workers.map_tasks(fn, tasks, workers=2, threads=1)
+    assert [r[0] for r in parallel] == tasks
+    assert [r[1] for r in parallel] == pytest.approx([r[1] for r in alone], rel=1e-5)
+    assert {r[2] for r in parallel} == {1}
+
+
+def test_a_failing_task_is_named_in_the_parent():
+    with pytest.raises(RuntimeError, match="task b: ValueError: bad row 7"):
+        workers.map_tasks(_fails, ["a", "b", "c"], workers=2, threads=1)
+
+
+def test_worker_count_follows_the_params():
+    assert workers.count(parse_params({"workers": 3}), n_tasks=2) == 2
+    assert workers.count(parse_params({"threads": 1}), n_tasks=5) == 1  # pinned threads: a parallel queue
+    assert workers.count(parse_params({"model": "EleutherAI/pythia-410m"}), n_tasks=5) == 1
+    auto = workers.count(parse_params({}), n_tasks=5)
+    assert auto == (1 if torch.cuda.is_available() else min(workers.cores(), 5))
