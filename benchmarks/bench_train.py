@@ -120,7 +120,6 @@ def main() -> None:
                 n_params = modeling.count_parameters(model)
                 hf_trainer_epoch(model, tokenizer, data[task], cfg, params.seed, Path(tmp) / task)
             hf_seconds = time.perf_counter() - start
-            start = time.perf_counter()
             # one process, all cores: the loop alone, without task workers
             loop_seconds = sum(synthmix_task(task, data, sized, tokenizer, cfg, tmp)[0] for task in TASKS)
             start = time.perf_counter()

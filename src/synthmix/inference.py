@@ -66,17 +66,6 @@ def warn_if_over_budget(task: str, tokenizer, examples: Sequence[dict], budget: 
               f"max_new_tokens.{task} in params.yaml (or the profile's).")
 
 
-def _left_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, width - len(r):] = torch.tensor(r)
-            mask[i, width - len(r):] = 1
-    return ids.to(device), mask.to(device)
-
-
 @torch.no_grad()
 def decode(
     model: PreTrainedModel,
@@ -165,20 +154,23 @@ def generate(
                   disable=not distributed.is_main_process()):
         batch = batches[b]
         generator = torch.Generator(device=device).manual_seed(distributed.batch_seed(seed, b))
-        ids, mask = _left_padded([encoded[i] for i in batch], tokenizer.pad_token_id, device)
+        # padding_side per call: the tokenizer object is shared with training, which pads on the right
+        inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, padding_side="left",
+                               return_tensors="pt").to(device)
         new_tokens, logprobs, lengths = decode(
-            model, ids, mask, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-            sample=sample, temperature=temperature, top_p=top_p, generator=generator,
+            model, inputs["input_ids"], inputs["attention_mask"], max_new_tokens=max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id, sample=sample, temperature=temperature, top_p=top_p,
+            generator=generator,
         )
+        # the mean log-probability of each answer's tokens (EOS included when it ended)
+        in_answer = torch.arange(logprobs.shape[1], device=device)[None] < lengths[:, None]
+        confidences = ((logprobs * in_answer).sum(-1) / lengths.clamp(min=1)).exp().tolist()
         new_tokens, lengths = new_tokens.tolist(), lengths.tolist()
-        # confidence: the mean log-probability of the answer's tokens (EOS included when it ended)
-        mean_lp = (logprobs * (torch.arange(logprobs.shape[1], device=device)[None] < torch.tensor(
-            lengths, device=device)[:, None])).sum(-1) / torch.tensor(lengths, device=device).clamp(min=1)
-        confidences = mean_lp.exp().tolist()
         for row, index in enumerate(batch):
-            kept = new_tokens[row][: lengths[row]]
+            n = lengths[row]
+            kept = new_tokens[row][:n]
+            confidence = confidences[row] if n else 0.0
             text = tokenizer.decode(kept, skip_special_tokens=True)
-            confidence = confidences[row] if kept else 0.0
             results.append((index, Generation(text=text, confidence=confidence, token_ids=tuple(kept))))
     return distributed.gather_in_order(results, len(prompts))
 
@@ -210,22 +202,20 @@ def choice_logprobs(
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        rows, cols, owner = [], [], []  # the positions that predict a choice token, and whose they are
+        rows, cols = [], []  # the positions that predict a choice token (and the row each is in)
         for r, s in enumerate(seqs):
             ids[r, : len(s)] = torch.tensor(s)
             mask[r, : len(s)] = 1
             start = len(pairs[batch[r]][1])
             rows += [r] * (len(s) - start)
             cols += range(start - 1, len(s) - 1)
-            owner += [r] * (len(s) - start)
         rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
         # the output layer only where a choice token is predicted (modeling.logits_at)
         logits = modeling.logits_at(model, ids.to(device), mask.to(device), rows_t, cols_t).float()
         targets = ids.to(device)[rows_t, cols_t + 1]
         token_lp = torch.log_softmax(logits, -1).gather(-1, targets[:, None]).squeeze(-1)
-        owner_t = torch.tensor(owner, device=device)
-        sums = torch.zeros(len(seqs), device=device).index_add_(0, owner_t, token_lp)
-        counts = torch.zeros(len(seqs), device=device).index_add_(0, owner_t, torch.ones_like(token_lp))
+        sums = torch.zeros(len(seqs), device=device).index_add_(0, rows_t, token_lp)
+        counts = torch.zeros(len(seqs), device=device).index_add_(0, rows_t, torch.ones_like(token_lp))
         for r, mean in enumerate((sums / counts.clamp(min=1)).tolist()):
             local.append((batch[r], mean))
     scores = distributed.gather_in_order(local, len(pairs))

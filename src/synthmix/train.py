@@ -52,8 +52,8 @@ def _target_tokens(feature: dict[str, list[int]]) -> int:
 def collate(features: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad a micro-batch: pad id, attention 0 and label -100 past each sequence.
 
-    Not DataCollatorForSeq2Seq: that pads on `tokenizer.padding_side`, which generation sets to
-    "left" on the same tokenizer object, and training must always pad on the right."""
+    Not DataCollatorForSeq2Seq: that pads on `tokenizer.padding_side`, a setting of the tokenizer
+    (some hub tokenizers ship "left"), and training must always pad on the right."""
     width = max(len(f["input_ids"]) for f in features)
     ids = torch.full((len(features), width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
@@ -241,13 +241,14 @@ def fine_tune(
         if not pending:
             return last_loss
         sums = accelerator.reduce(torch.stack([p[0] for p in pending]), reduction="sum").tolist()
-        for total, (_, lr, n_targets) in zip(sums, pending):
-            if live is not None:
-                live.log_metric("loss", total / n_targets)
+        means = [total / n_targets for total, (_, _, n_targets) in zip(sums, pending)]
+        if live is not None:
+            for mean, (_, lr, _) in zip(means, pending):
+                live.log_metric("loss", mean)
                 live.log_metric("learning_rate", lr)
                 live.next_step()
         pending = []
-        return sums[-1] / n_targets
+        return means[-1]
 
     bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not main)
     while step < total_steps:
@@ -261,6 +262,7 @@ def fine_tune(
                 inputs, has_rows = micro_batch(batch)
                 last = k == len(group) - 1
                 with contextlib.nullcontext() if last or ds_plugin is not None else accelerator.no_sync(model):
+                    # prepare() wraps the model's forward in autocast; logits_at calls its submodules
                     with accelerator.autocast():
                         loss_sum = summed_loss(model, inputs, head_on_targets) * (1.0 if has_rows else 0.0)
                     accelerator.backward(loss_sum * (world / step_targets))

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import torch
 
+from synthmix import distributed
 from synthmix.params import Params
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ def count(params: Params, n_tasks: int) -> int:
     where the experiments already share the cores)."""
     if params.workers:
         return max(1, min(params.workers, n_tasks))
-    if torch.cuda.is_available() or "LOCAL_RANK" in os.environ or params.threads or not params.uses_ladder:
+    if torch.cuda.is_available() or distributed.under_launcher() or params.threads or not params.uses_ladder:
         return 1
     return max(1, min(cores(), n_tasks))
 
