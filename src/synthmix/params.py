@@ -254,6 +254,10 @@ class EvaluateParams(Section):
     diversity_samples: Positive = 200
     code_timeout_s: Annotated[float, Field(gt=0)] = 3.0
     code_memory_mb: Annotated[int, Field(ge=32)] = 256
+    #: where model-written code runs (synthmix.sandbox): auto = bubblewrap when it starts here, else
+    #: the audit-hook guard with a warning; require = bubblewrap or fail; off = the guard. The
+    #: environment variable SYNTHMIX_JAIL overrides it (same values).
+    code_jail: Literal["auto", "require", "off"] = "auto"
     dtype: InferenceDtype = "fp32"
 
 

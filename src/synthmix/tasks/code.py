@@ -10,8 +10,11 @@ is the signature and docstring, the completion the body, as in HumanEval::
 
 Unlike the other families the completion starts with four spaces of indentation, not one space.
 ``tests`` holds the asserts (``assert add_three(1) == 4`` ...); a completion passes when
-prompt + body + tests exits cleanly in `synthmix.sandbox`. Train and test are disjoint parts of the
-(family, name, parameter, K) space (a stable hash of the prompt decides).
+`synthmix.sandbox.check_function` saw every assert run to its end against prompt + body, the
+function running in its own jailed process (an exit, a crash or an object that claims equality
+with anything fails), with ``==`` comparing type and value (``1.0`` and ``True`` are not ``1``).
+Train and test are disjoint parts of the (family, name, parameter, K) space (a stable hash of the
+prompt decides).
 '''
 
 from __future__ import annotations
@@ -137,6 +140,18 @@ def _problem(combo: tuple[int, int, int, int]) -> tuple[str, str, str]:
     return entry, f'def {entry}({param}):\n    """{doc}"""\n', fam.body.format(p=param, K=k)
 
 
+def _entry_point(prompt: str) -> str | None:
+    """The name of the function a prompt ends with (rows without an `entry_point` column)."""
+    m = _SIGNATURE.match(prompt)
+    if m:
+        return m.group(1)
+    try:
+        last = ast.parse(prompt + "\n    pass\n").body[-1]
+    except (SyntaxError, ValueError, IndexError):
+        return None
+    return last.name if isinstance(last, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
 def ends_with_open_function(prompt: str) -> bool:
     """Whether `prompt` is Python that stops where a top-level function's body begins: with a body
     of `pass` appended it parses, its last statement is that function, and before the `pass` the
@@ -162,8 +177,20 @@ def _is_string(node: ast.stmt) -> bool:
 
 
 def program(prompt: str, body: str, tests: str) -> str:
-    """The program the sandbox runs: the function (prompt + body), then its asserts."""
+    """The whole program, the function (prompt + body) then its asserts, for reading or running by
+    hand; scoring runs the two apart (`Code.score`)."""
     return f"{prompt}{body.rstrip()}\n\n\n{tests}\n"
+
+
+def solution(prompt: str, body: str) -> str:
+    """What the sandbox's worker runs: the prompt's code with the model's body."""
+    return f"{prompt}{body.rstrip()}\n"
+
+
+def context(prompt: str) -> str:
+    """What the (trusted) test runner runs before the tests: the prompt with a stub body, for the
+    helpers some tests call (HumanEval/32's `poly`, /38's `encode_cyclic`)."""
+    return f"{prompt}\n    pass\n" if ends_with_open_function(prompt) else ""
 
 
 @register
@@ -176,9 +203,9 @@ class Code(TaskFamily):
     max_new_tokens = 48  # longest gold body (the counting loop) is ~25 tokens
     completion_chars = (8, 400)
 
-    def __init__(self, timeout_s: float = 3.0, memory_mb: int = 256, workers: int = 2) -> None:
-        # the evaluate stage may override the sandbox limits (params: evaluate.code_*)
-        self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
+    def __init__(self, timeout_s: float = 3.0, memory_mb: int = 256, workers: int = 2, jail: str = "auto") -> None:
+        # the evaluate stage may override the sandbox limits and jail (params: evaluate.code_*)
+        self.timeout_s, self.memory_mb, self.workers, self.jail = timeout_s, memory_mb, workers, jail
 
     def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
         """`n` problems cycling over the split's side of the space in shuffled order."""
@@ -214,10 +241,15 @@ class Code(TaskFamily):
         return body if body.strip() else None
 
     def score(self, examples: list[Example], completions: list[str]) -> list[Scored]:
-        """Run prompt + body + tests of every example in the sandbox (`workers` at a time)."""
-        from synthmix.sandbox import run_python  # lazily: scoring is the only part that needs it
+        """Judge every example's body against its tests in the sandbox (`workers` at a time).
+
+        Built-in tests compare type and value (`strict`); hub tests (HumanEval's `check`, MBPP's
+        asserts) keep Python's ``==``, on values that can only be plain built-in types. Each row's
+        extra says how it ended (`status`) and which isolation ran it (`isolation`)."""
+        from synthmix.sandbox import check_function, resolve_jail  # lazily: only scoring needs it
 
         bodies = [self.extract(text) for text in completions]
+        isolation = resolve_jail(self.jail)  # once, before the threads: `require` fails here, warns once
 
         def run(job: tuple[Example, str | None]) -> str:
             ex, body = job
@@ -225,12 +257,18 @@ class Code(TaskFamily):
                 return "no_body"
             if not ex.get("tests"):
                 return "no_tests"
-            source = program(ex["prompt"], body, ex["tests"])
-            return run_python(source, timeout_s=self.timeout_s, memory_mb=self.memory_mb).status
+            entry = ex.get("entry_point") or _entry_point(ex["prompt"])
+            if entry is None:
+                return "no_entry_point"
+            return check_function(
+                solution(ex["prompt"], body), entry, ex["tests"], context=context(ex["prompt"]),
+                strict=self.source == "builtin", timeout_s=self.timeout_s, memory_mb=self.memory_mb, jail=self.jail,
+            ).status
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             statuses = list(pool.map(run, zip(examples, bodies)))
-        return [Scored(float(status == "passed"), body, {"status": status}) for body, status in zip(bodies, statuses)]
+        return [Scored(float(status == "passed"), body, {"status": status, "isolation": isolation})
+                for body, status in zip(bodies, statuses)]
 
     def summarize(self, examples: list[Example], scored: list[Scored]) -> dict[str, float]:
         """pass@1 with one greedy sample per problem: the mean of per-problem pass/fail."""
