@@ -6,6 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from safetensors.torch import load_file
+
 from synthmix import modeling
 from synthmix.params import parse_params
 from synthmix.tokenizer import train_tokenizer
@@ -95,3 +97,44 @@ def test_mixed_precision_auto_resolves_and_is_recorded(tokenizer, tmp_path):
     summary = fine_tune(modeling.base_model(params, tokenizer), tokenizer, EXAMPLES, params.train, seed=0,
                         log_dir=tmp_path / "live")
     assert summary["mixed_precision"] == resolved_precision(params.train)
+
+
+def test_a_diverged_loss_stops_naming_the_task_step_and_knobs_and_saves_nothing(tokenizer, tmp_path):
+    from synthmix.train import TrainingDiverged
+
+    params = parse_params({"model": "tiny", "train": {"epochs": 2, "batch_size": 8, "checkpoint_every": 2}})
+    model = modeling.base_model(params, tokenizer)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[5:] = float("nan")  # every step's loss is NaN
+    with pytest.raises(TrainingDiverged) as err:
+        fine_tune(model, tokenizer, EXAMPLES, params.train, seed=0, log_dir=tmp_path / "live", desc="iter1/math",
+                  save_to=tmp_path / "ckpt", checkpoint_dir=tmp_path / "scratch")
+    message = str(err.value)
+    assert message.startswith("iter1/math: the training loss became nan at step 1 of 10")
+    assert "train.learning_rate" in message and "train.mixed_precision: fp32" in message
+    assert not (tmp_path / "ckpt").exists()  # no checkpoint of the diverged model
+    assert not list((tmp_path / "scratch").glob("step-*"))  # not even a scratch one
+
+
+def test_a_loss_that_diverges_later_keeps_the_last_good_checkpoint(tokenizer, tmp_path):
+    """The loss turns NaN at step 6 (a forward hook poisons the activations from its 6th call on):
+    the stage stops there, and the checkpoints written before it stay whole and resumable."""
+    from synthmix import checkpoints
+    from synthmix.train import TrainingDiverged
+
+    params = parse_params({"model": "tiny", "train": {"epochs": 2, "batch_size": 8, "checkpoint_every": 4}})
+    model = modeling.base_model(params, tokenizer)
+    calls = []
+
+    def poison(module, inputs, output):
+        calls.append(1)
+        return output * float("nan") if len(calls) >= 6 else output
+
+    model.gpt_neox.final_layer_norm.register_forward_hook(poison)
+    with pytest.raises(TrainingDiverged, match="at step 6 of 10"):
+        fine_tune(model, tokenizer, EXAMPLES, params.train, seed=0, log_dir=tmp_path / "live", desc="t",
+                  save_to=tmp_path / "ckpt", checkpoint_dir=tmp_path / "scratch")
+    kept = checkpoints.latest(tmp_path / "scratch")
+    assert kept is not None and kept.name == "step-4" and not (tmp_path / "ckpt").exists()
+    state = load_file(kept / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in state.values())

@@ -193,6 +193,9 @@ class TrainParams(Section):
     init: Literal["previous", "base"] = "previous"
     #: recompute activations in the backward pass (less memory, ~30% more compute): large models
     gradient_checkpointing: bool = False
+    #: optimizer steps between two saves of the training state to scratch space (synthmix.checkpoints),
+    #: from which a killed stage resumes; 0: never (a killed task starts over)
+    checkpoint_every: Annotated[int, Field(ge=0)] = 200
     lora: LoraParams = LoraParams()
 
 

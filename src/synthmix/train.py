@@ -4,14 +4,23 @@ Loss is taken on the completion tokens only (the prompt is context), batches are
 length to avoid padding, the learning rate warms up then decays on a cosine, and dvclive writes
 the loss curve. Iteration 0 starts from the base model; iteration i >= 1 from the previous
 iteration's model (or the base again, `train.init: base`).
+
+A killed stage resumes (synthmix.checkpoints): every `train.checkpoint_every` steps the task's
+state is saved to scratch space outside DVC's outputs; run again, it continues from there (to the
+same weights, bit for bit on a CPU), and tasks that had finished are copied back, not retrained.
+A loss that turns NaN or infinite stops the stage (`TrainingDiverged`) before anything is saved.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import math
+import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,12 +33,16 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from synthmix import distributed, modeling, paths, workers
+from synthmix import checkpoints, distributed, modeling, paths, workers
 from synthmix.params import Params, TrainParams
 from synthmix.records import read_jsonl, write_json
 
 #: optimizer steps between two transfers of the loss to the host (each step is still logged)
 LOG_EVERY = 16
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the stage stops, naming the task, the step and the knobs."""
 
 
 def encode(
@@ -167,6 +180,7 @@ def fine_tune(
     desc: str = "train",
     save_to: Path | None = None,
     accelerator: Accelerator | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> dict[str, float]:
     """Train `model` on `examples` (in place on one process); return summary figures (final loss, tokens/s...).
 
@@ -179,6 +193,10 @@ def fine_tune(
     order of floating-point sums.
 
     With `save_to`, the trained model (LoRA merged) is saved there by the main process only.
+    With `checkpoint_dir`, the state is saved there every `cfg.checkpoint_every` steps, and a
+    checkpoint found there is resumed from: weights, optimizer, scheduler, RNG states, the
+    position in the epoch's data order and the loss curve, so the run ends as an uninterrupted
+    one would. A NaN or infinite loss raises TrainingDiverged before any of it is saved.
     """
     set_seed(seed)
     accelerator = accelerator or make_accelerator(cfg)
@@ -226,35 +244,85 @@ def fine_tune(
         return {k: v.to(accelerator.device) for k, v in tensors.items()}, bool(mine)
 
     main = accelerator.is_main_process
+    step, tokens, last_loss, started = 0, 0, float("nan"), time.perf_counter()
+    history: list[tuple[float, float]] = []  # (mean loss, lr) of every step so far: the curve
+    resume_first, epoch_state = 0, None
+    resumed = checkpoints.latest(checkpoint_dir)
+    if resumed is not None:
+        accelerator.load_state(str(resumed))
+        progress = json.loads((resumed / "progress.json").read_text())
+        step, tokens, resume_first = progress["step"], progress["tokens"], progress["next_first"]
+        history = [(float(m), float(lr)) for m, lr in progress["history"]]
+        epoch_state = torch.load(resumed / "generator.pt")
+        last_loss = history[-1][0] if history else last_loss
     if main and log_dir.exists():
         shutil.rmtree(log_dir)  # a rerun replaces its curve instead of appending to a stale one
     live = Live(dir=str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None) if main else None
+    if live is not None:
+        for mean, lr in history:  # the curve up to the checkpoint, as the killed run logged it
+            live.log_metric("loss", mean)
+            live.log_metric("learning_rate", lr)
+            live.next_step()
     # the output layer at target positions only: where the model is the plain module and its
     # family's output is its last hidden state through one linear layer (modeling.logits_at)
     head_on_targets = plain and modeling.has_plain_head(model)
-    step, tokens, last_loss, started = 0, 0, float("nan"), time.perf_counter()
     pending: list[tuple[torch.Tensor, float, int]] = []  # (summed loss on device, lr, target tokens)
+    precision = resolved_precision(cfg)
 
     def flush() -> float:
-        """Copy the buffered step losses to the host in one transfer; log them; the last one's mean."""
+        """Copy the buffered step losses to the host in one transfer; log them; the last one's mean.
+        A NaN or infinite loss raises TrainingDiverged (naming the first such step)."""
         nonlocal pending
         if not pending:
             return last_loss
         sums = accelerator.reduce(torch.stack([p[0] for p in pending]), reduction="sum").tolist()
         means = [total / n_targets for total, (_, _, n_targets) in zip(sums, pending)]
-        if live is not None:
-            for mean, (_, lr, _) in zip(means, pending):
+        first_step = step - len(pending) + 1
+        for k, (mean, (_, lr, _)) in enumerate(zip(means, pending)):
+            if not math.isfinite(mean):
+                raise TrainingDiverged(
+                    f"{desc}: the training loss became {mean} at step {first_step + k} of {total_steps} "
+                    f"(learning rate {lr:.3g}, precision {precision}); nothing of this run was saved. "
+                    "Lower train.learning_rate (or raise train.warmup_ratio), or train in fp32 "
+                    "(train.mixed_precision: fp32)"
+                )
+        for mean, (_, lr, _) in zip(means, pending):
+            history.append((mean, lr))
+            if live is not None:
                 live.log_metric("loss", mean)
                 live.log_metric("learning_rate", lr)
                 live.next_step()
         pending = []
         return means[-1]
 
-    bar = tqdm(total=total_steps, desc=desc, unit="step", disable=not main)
+    def checkpoint(next_first: int) -> None:
+        """Save the state after `step` (the losses flushed and checked first: no diverged state)."""
+        nonlocal last_loss
+        last_loss = flush()
+        assert checkpoint_dir is not None
+        tmp = checkpoint_dir / f"step-{step}.tmp"
+        if main:
+            checkpoints.begin(checkpoint_dir, step)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))  # every process: a collective under sharded backends
+        accelerator.wait_for_everyone()
+        if main:
+            torch.save(epoch_state, tmp / "generator.pt")
+            progress = {"step": step, "tokens": tokens, "next_first": next_first, "history": history}
+            checkpoints.commit(checkpoint_dir, step, progress)
+        accelerator.wait_for_everyone()
+
+    tokens_before = tokens  # what the killed run had trained on (tokens/s is of this run)
+    bar = tqdm(total=total_steps, initial=step, desc=desc, unit="step", disable=not main)
     while step < total_steps:
+        if epoch_state is None:
+            epoch_state = generator.get_state()
+        else:  # resuming: this epoch's order again, from the generator state it was drawn with
+            generator.set_state(epoch_state)
         order = get_length_grouped_indices(lengths, cfg.batch_size, generator=generator)
         batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        for first in range(0, len(batches), cfg.gradient_accumulation_steps):
+        start_first, resume_first = resume_first, 0
+        for first in range(start_first, len(batches), cfg.gradient_accumulation_steps):
             group = batches[first : first + cfg.gradient_accumulation_steps]
             step_targets = max(1, sum(targets[i] for batch in group for i in batch))
             local_sum = torch.zeros((), device=accelerator.device)
@@ -280,17 +348,21 @@ def fine_tune(
             bar.update(1)
             if step >= total_steps:
                 break
+            if checkpoint_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                checkpoint(first + cfg.gradient_accumulation_steps)
+        epoch_state = None  # the next epoch draws its order from where this one left the generator
     last_loss = flush()
     bar.close()
     seconds = time.perf_counter() - started
     summary = {
         "final_loss": last_loss,
+        "resumed_from_step": int(resumed.name.split("-")[1]) if resumed is not None else 0,
         "mixed_precision": resolved_precision(cfg),
         "steps": step,
         "examples": len(examples),
         "processes": world,
         "seconds": round(seconds, 2),
-        "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
+        "tokens_per_second": round((tokens - tokens_before) / max(seconds, 1e-9), 1),
     }
     if live is not None:
         live.end()
@@ -336,19 +408,47 @@ def starting_point(params: Params, iteration: int, task: str, tokenizer: PreTrai
     return modeling.load_model(iteration - 1, task, dtype=dtype)
 
 
+def scratch_dir(params: Params, iteration: int, task: str) -> Path:
+    """`task`'s scratch directory for checkpoints (synthmix.checkpoints), keyed by everything its
+    result depends on: the train params, seed, model, training set, starting weights and this code."""
+    start = paths.model(iteration - 1, task) if iteration > 0 and params.train.init == "previous" else None
+    parts = {
+        "train": params.train.model_dump(exclude={"checkpoint_every"}), "seed": params.seed, "model": params.model,
+        "iteration": iteration, "task": task,
+        "code": [hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in (sys.modules[__name__], modeling)],
+    }
+    files = [paths.mixed(iteration, task), paths.tokenizer()] + ([start] if start is not None else [])
+    return checkpoints.task_dir(iteration, task, checkpoints.task_key(parts, files))
+
+
 def train_task(params: Params, iteration: int, task: str, accelerator: Accelerator | None = None) -> dict[str, Any]:
-    """Train and save `task`'s model of `iteration`; its summary figures (for training.json)."""
+    """Train and save `task`'s model of `iteration`; its summary figures (for training.json).
+
+    A task that finished before the stage was killed is copied back from scratch, not retrained;
+    one that was killed midway resumes from its last checkpoint."""
     accelerator = accelerator or make_accelerator(params.train)
+    scratch = scratch_dir(params, iteration, task)
+    # (one process only: under a launcher every process must take part in training anyway)
+    done = checkpoints.restore_done(scratch, paths.model(iteration, task), paths.train_log(iteration, task)) \
+        if accelerator.num_processes == 1 else None
+    if done is not None:
+        print(f"iter{iteration}/{task}: finished before the stage was interrupted; restored, not retrained")
+        return {**done, "restored": True}
     tokenizer = modeling.load_tokenizer(paths.tokenizer())
     examples = read_jsonl(paths.mixed(iteration, task))
     model = starting_point(params, iteration, task, tokenizer)
     n_params = modeling.count_parameters(model)
     desc = f"iter{iteration}/{task} ({n_params / 1e6:.1f}M params)"
+    if checkpoints.latest(scratch) is not None:
+        print(f"iter{iteration}/{task}: resuming from {checkpoints.latest(scratch)}")
     summary = fine_tune(
         model, tokenizer, examples, params.train, params.seed + iteration, paths.train_log(iteration, task), desc,
-        save_to=paths.model(iteration, task), accelerator=accelerator,
+        save_to=paths.model(iteration, task), accelerator=accelerator, checkpoint_dir=scratch,
     )
-    return {**summary, "parameters": n_params, "threads": torch.get_num_threads()}
+    summary = {**summary, "parameters": n_params, "threads": torch.get_num_threads()}
+    if accelerator.is_main_process:
+        checkpoints.mark_done(scratch, paths.model(iteration, task), paths.train_log(iteration, task), summary)
+    return summary
 
 
 def run(params: Params, iteration: int) -> None:
@@ -370,3 +470,4 @@ def run(params: Params, iteration: int) -> None:
     summaries = {task: {**summary, "workers": n_workers} for task, summary in zip(params.tasks, results)}
     if distributed.is_main_process():
         write_json(paths.MODELS / f"iter{iteration}" / "training.json", summaries)
+        checkpoints.clear(iteration)  # every task finished: the scratch space goes
