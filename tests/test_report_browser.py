@@ -1,6 +1,8 @@
-"""The acceptance run of `synthmix report`: a real sweep of 3 ratios x 2 model sizes x 2 seeds
-through `dvc exp run --queue` / `dvc queue start`, reported on, and the report and the HTML of
-`dvc plots diff` opened in headless Chromium, where every figure must render with no console error.
+"""The acceptance run of `synthmix report` and of parallel sweeps: a real sweep of six experiments
+(ratios 0 and 0.5 x seeds 0 and 1 at tiny, ratios 0 and 0.5 at small) plus one that fails, through
+`dvc exp run --queue` / `dvc queue start -j 2`. All six finish with no lock error; the failed one's
+log is kept and `synthmix queue` prints its path. Then the report and the HTML of `dvc plots diff`
+are opened in headless Chromium, where every figure must render with no console error.
 
 Tiny settings (48 training examples per task, 2 tasks, 1 iteration, 1 epoch): what is checked is
 the machinery, not the findings (the README reports those for a real sweep).
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import browser
 import pytest
@@ -18,7 +21,7 @@ from dvc_repo import TINY, make_repo, sh
 
 pytestmark = pytest.mark.slow
 
-GRID = {"ratio": "0,0.2,0.5", "model": "tiny,small", "seed": "0,1"}
+GRIDS = [{"ratio": "0,0.5", "model": "tiny", "seed": "0,1"}, {"ratio": "0,0.5", "model": "small", "seed": "0"}]
 
 
 def wait_for_queue(repo, timeout_s: float = 2400) -> str:
@@ -37,13 +40,30 @@ def sweep(tmp_path_factory):
     repo = make_repo(tmp_path_factory.mktemp("sweep"), {
         **TINY, "tasks": ["math", "factual"], "iterations": {"iter1": {"id": 1, "prev": 0}},
     })
-    sh(repo, "dvc", "exp", "run", "--queue", *(f"-S{k}={v}" for k, v in GRID.items()), "-S", "threads=1")
+    for grid in GRIDS:
+        sh(repo, "dvc", "exp", "run", "--queue", *(f"-S{k}={v}" for k, v in grid.items()), "-S", "threads=1")
+    # and one that fails at its first stage (an invalid value, named in its log)
+    sh(repo, "dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.epochs=-1")
     # workers outlive `queue start` and inherit its output: don't wait on the pipe, poll the queue
     subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status = wait_for_queue(repo)
-    assert status.count("Success") == 12 and "Failed" not in status, status
+    assert status.count("Success") == 6 and status.count("Failed") == 1, status
     return repo
+
+
+def test_the_parallel_queue_ran_with_no_lock_error_and_points_at_the_failed_log(sweep):
+    out = sh(sweep, "synthmix", "queue", check=False)
+    assert out.returncode == 1, out.stdout + out.stderr  # one experiment failed
+    assert out.stdout.startswith("queue: 6 succeeded, 1 failed, 0 running, 0 queued"), out.stdout
+    assert "LOCK ERROR" not in out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("FAILED broken"))
+    log = Path(line.split("log kept at ", 1)[1])
+    assert log.is_file() and "train.epochs" in log.read_text()  # the reason is in the kept log
+    assert "train.epochs" in out.stdout  # and in the tail printed under it
+    assert "dvc queue logs broken" in out.stdout
+    for name in ("broken",):  # DVC's own view agrees
+        assert "train.epochs" in sh(sweep, "dvc", "queue", "logs", name).stdout
 
 
 def test_report_on_the_sweep_renders_every_figure_in_chromium(sweep):
@@ -51,9 +71,10 @@ def test_report_on_the_sweep_renders_every_figure_in_chromium(sweep):
     page = sweep / "report" / "report.html"
     assert page.exists(), out.stdout + out.stderr
     data = json.loads((sweep / "report" / "report.json").read_text())
-    assert len(data["runs"]) == 12
+    assert len(data["runs"]) == 6  # the failed experiment has no results to report
     assert {g["model"] for g in data["groups"]} == {"tiny", "small"}
-    assert all(g["ratios"] == [0.0, 0.2, 0.5] and g["seeds"] == [0, 1] for g in data["groups"])
+    seeds = {g["model"]: g["seeds"] for g in data["groups"]}
+    assert all(g["ratios"] == [0.0, 0.5] for g in data["groups"]) and seeds == {"tiny": [0, 1], "small": [0]}
     # two sizes were seen (the fit itself needs scores above zero at ratio 0, which 1 epoch on 48
     # examples may not reach; test_report.py checks the fit on known answers)
     assert "replace" in data["size_fit"]
@@ -66,7 +87,7 @@ def test_report_on_the_sweep_renders_every_figure_in_chromium(sweep):
 
 def test_dvc_plots_of_the_sweep_render_offline_in_chromium(sweep):
     exps = json.loads(sh(sweep, "dvc", "exp", "show", "--json").stdout)[-1]["experiments"]
-    names = sorted(e["name"] for e in exps)[:3]
+    names = sorted(e["name"] for e in exps if e["name"] != "broken")[:3]
     sh(sweep, "dvc", "plots", "diff", *names, "-o", "plots_html")
     seen = browser.render(sweep / "plots_html" / "index.html")
     assert len(seen.vega) >= 4  # score, ECE, Self-BLEU, Distinct-2 curves at least

@@ -76,6 +76,12 @@ VERBS: dict[str, tuple[str, bool, str, str]] = {
         "the four findings with verdicts, the gate's warnings and ECE's lead, task sensitivity, and "
         "replace vs accumulate. Defaults come from params.yaml `report`.",
     ),
+    "queue": (
+        "synthmix.sweep", False, "where a `dvc exp run --queue` sweep stands; each failed run's log path",
+        "List DVC's experiment queue (queued, running, succeeded, failed). For every failed experiment, "
+        "print the path of the log DVC kept and its last lines; flag any log with a DVC lock error. "
+        "Exit 1 when an experiment failed or a lock error was seen.",
+    ),
     "remote": (
         "synthmix.remote", False, "check that a DVC remote and a git remote are ready for sharing",
         "Check that a DVC remote is configured, its storage plugin installed, reachable and writable, "
@@ -94,6 +100,9 @@ OPTIONS: dict[str, list[tuple[tuple[str, ...], dict]]] = {
         (("--tolerance",), {"type": float, "help": "relative score tolerance for 'safe' (default: report.tolerance)"}),
         (("--at-ratio",), {"type": float, "help": "ratio for task sensitivity (default: report.sensitivity_ratio)"}),
         (("--bootstrap",), {"type": int, "help": "bootstrap resamples (default: report.bootstrap_samples)"}),
+    ],
+    "queue": [
+        (("--repo",), {"default": ".", "help": "the DVC repository whose queue to read (default: the current one)"}),
     ],
     "remote": [
         (("--remote",), {"default": None, "help": "DVC remote name (default: the default remote)"}),
