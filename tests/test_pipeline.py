@@ -7,6 +7,8 @@ check several things.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -84,12 +86,17 @@ def test_invalid_params_stop_before_anything_is_written(tmp_path):
     assert not (repo / "data/external").exists()
 
 
-def test_halt_gate_stops_the_next_iteration_and_keeps_what_ran(tmp_path):
+def copy_of(study: Path, tmp_path: Path) -> Path:
+    """The study repository copied whole (git, DVC cache, lock): its finished stages stay finished."""
+    return Path(shutil.copytree(study, tmp_path / "study", symlinks=True))
+
+
+def test_halt_gate_stops_the_next_iteration_and_keeps_what_ran(study, tmp_path):
     # The premise: commonsense's ECE rose at iteration 1. On 12 test questions the direction of
     # ECE's change is noise (seed 0 at ratio 0.2 falls by 1.8%, at 0.3 it rises), so the premise is
     # found, not assumed: only the mix and iteration 1 rerun per ratio (~11 s each); the baseline is
-    # cached. What is under test is what a halt does once the gate trips.
-    repo = make_repo(tmp_path, {**TINY, "tasks": ["commonsense"]})
+    # the study's, already run. What is under test is what a halt does once the gate trips.
+    repo = copy_of(study, tmp_path)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     tried = {}
     for ratio in (0.2, 0.3, 0.5, 0.1, 0.4):
@@ -116,9 +123,12 @@ def test_halt_gate_stops_the_next_iteration_and_keeps_what_ran(tmp_path):
     assert "changed" not in status  # iteration 1 is committed, not lost
 
 
-def test_validation_fail_policy_fails_the_stage(tmp_path):
-    repo = make_repo(tmp_path, {**TINY, "tasks": ["math"], "validate": {"on_invalid": "fail", "max_duplicate_rate": 0.5}})
-    sh(repo, "dvc", "repro", "generate@iter1")
+def test_validation_fail_policy_fails_the_stage(study, tmp_path):
+    repo = copy_of(study, tmp_path)  # generate@iter1 has run there
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["validate"] = {"on_invalid": "fail", "max_duplicate_rate": 0.5}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "generate@iter1" not in ran_stages(sh(repo, "dvc", "repro", "generate@iter1").stdout)
     # a generated set with answers that cannot be parsed (as an undertrained model writes them)
     raw = repo / "data/synthetic/raw/iter1/math.jsonl"
     rows = [json.loads(line) for line in raw.read_text().splitlines()]

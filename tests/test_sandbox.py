@@ -202,3 +202,47 @@ def test_program_is_a_real_main_module(run: Runner) -> None:
             assert (result.attempted, result.failed) == (1, 0), result
     ''')
     assert r.passed, r.stderr
+
+
+@pytest.fixture
+def no_bwrap(monkeypatch: pytest.MonkeyPatch):
+    """This machine as one without bubblewrap (bwrap not on PATH); the probe's cache reset around it."""
+    from synthmix import sandbox
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv(sandbox.JAIL_ENV, raising=False)
+    sandbox._bwrap_probe.cache_clear()
+    sandbox._warn_fallback.cache_clear()
+    yield sandbox
+    sandbox._bwrap_probe.cache_clear()
+    sandbox._warn_fallback.cache_clear()
+
+
+def test_without_bwrap_auto_falls_back_to_the_guard_with_one_warning(no_bwrap) -> None:
+    with pytest.warns(RuntimeWarning, match="no jail \\(bwrap is not installed\\)") as seen:
+        assert no_bwrap.resolve_jail("auto") == "guard"
+        assert no_bwrap.resolve_jail("auto") == "guard"
+    assert len(seen) == 1  # once per process, not once per program
+    r = no_bwrap.run_python("print('hi')\n", jail="auto")
+    assert r.passed and r.isolation == "guard"
+
+
+def test_require_refuses_to_run_without_the_jail_and_says_how_to_get_it(no_bwrap, monkeypatch) -> None:
+    with pytest.raises(no_bwrap.JailUnavailable, match="apt-get install bubblewrap"):
+        no_bwrap.resolve_jail("require")
+    monkeypatch.setenv(no_bwrap.JAIL_ENV, "require")  # the environment variable overrides the param
+    with pytest.raises(no_bwrap.JailUnavailable):
+        no_bwrap.resolve_jail("auto")
+    monkeypatch.setenv(no_bwrap.JAIL_ENV, "off")
+    assert no_bwrap.resolve_jail("require") == "guard"
+    monkeypatch.setenv(no_bwrap.JAIL_ENV, "sometimes")
+    with pytest.raises(ValueError, match="SYNTHMIX_JAIL='sometimes'"):
+        no_bwrap.resolve_jail("auto")
+
+
+def test_code_scoring_with_jail_require_fails_loudly_without_bwrap(no_bwrap) -> None:
+    from synthmix.tasks.code import Code
+
+    ex = Code().build("test", 1, seed=0)[0]
+    with pytest.raises(no_bwrap.JailUnavailable):
+        Code(jail="require").score([ex], [ex["completion"]])

@@ -1,8 +1,10 @@
-"""Team sharing, proven with two clones: A runs and pushes an experiment, B pulls it.
+"""Team sharing, proven with clones: A runs an experiment once and pushes it to each DVC remote;
+per remote, B pulls it and C reruns the same params and computes nothing (run-cache).
 
-Git remote: a bare repository. DVC remote: a local directory, and an SSH remote served by a real
+Git remote: a bare repository. DVC remotes: a local directory, and an SSH remote served by a real
 OpenSSH server started on 127.0.0.1 with key authentication (skipped where no sshd exists; CI
-installs Debian's openssh-server).
+installs Debian's openssh-server). Both remotes are in A's committed .dvc/config; the SSH key is
+per user, in .dvc/config.local.
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def ssh_remote(tmp_path: Path) -> Iterator[str]:
-    """An OpenSSH server on 127.0.0.1 with key auth; yields a DVC ssh:// URL (keyfile configured via env)."""
+@pytest.fixture(scope="module")
+def ssh_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """An OpenSSH server on 127.0.0.1 with key auth; yields (a DVC ssh:// URL, the client key file)."""
+    tmp_path = tmp_path_factory.mktemp("ssh")
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if not os.path.exists(sshd):
         pytest.skip("no sshd (CI installs Debian's openssh-server)")
@@ -85,26 +88,48 @@ def ssh_remote(tmp_path: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def round_trip(tmp_path: Path, configure_remote) -> None:
-    origin = tmp_path / "origin.git"
-    sh(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(origin))
-
-    a = make_repo(tmp_path, SETTINGS)
-    configure_remote(a)
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, request):
+    """Teammate A's repository, pushed to git, with one experiment pushed to both DVC remotes (the
+    directory only, where there is no sshd)."""
+    tmp = tmp_path_factory.mktemp("team")
+    try:
+        url, keyfile = request.getfixturevalue("ssh_remote")
+    except pytest.skip.Exception:
+        url, keyfile = None, None
+    remotes = ("store", "team") if url else ("store",)
+    origin = tmp / "origin.git"
+    sh(tmp, "git", "init", "-q", "--bare", "-b", "main", str(origin))
+    a = make_repo(tmp, SETTINGS)
+    sh(a, "dvc", "remote", "add", "-d", "store", str(tmp / "store"))  # committed: B and C get it
+    if url:
+        sh(a, "dvc", "remote", "add", "team", url)
+        sh(a, "dvc", "remote", "modify", "--local", "team", "keyfile", keyfile)  # per user, never committed
     sh(a, "git", "add", ".dvc/config")
-    sh(a, "git", "commit", "-qm", "remote")
+    sh(a, "git", "commit", "-qm", "remotes")
     sh(a, "git", "remote", "add", "origin", str(origin))
     sh(a, "git", "push", "-q", "origin", "main")
-    assert "[ok] DVC remote writable" in sh(a, "synthmix", "remote").stdout
-
+    for remote in remotes:
+        assert "[ok] DVC remote writable" in sh(a, "synthmix", "remote", "--remote", remote).stdout
     sh(a, "dvc", "exp", "run", "-n", "shared-exp", "-S", "ratio=0.25")
-    sh(a, "dvc", "exp", "push", "--run-cache", "origin", "shared-exp")
-    metrics_a = json.loads((a / "metrics/iterations/iter1.json").read_text())
-    files_a = digests(a)
+    for remote in remotes:
+        sh(a, "dvc", "exp", "push", "--run-cache", "-r", remote, "origin", "shared-exp")
+    return tmp, origin, keyfile, json.loads((a / "metrics/iterations/iter1.json").read_text()), digests(a)
 
-    b = tmp_path / "b"
-    sh(tmp_path, "git", "clone", "-q", str(origin), str(b))
-    configure_remote(b, local_only=True)
+
+def round_trip(shared, remote: str) -> None:
+    """B pulls A's experiment from `remote`; C reruns its params and computes nothing."""
+    tmp, origin, keyfile, metrics_a, files_a = shared
+
+    def clone(name: str) -> Path:
+        repo = tmp / f"{name}-{remote}"
+        sh(tmp, "git", "clone", "-q", str(origin), str(repo))
+        sh(repo, "dvc", "remote", "default", "--local", remote)
+        if remote == "team":
+            sh(repo, "dvc", "remote", "modify", "--local", "team", "keyfile", keyfile)
+        return repo
+
+    b = clone("b")
     sh(b, "dvc", "exp", "pull", "--run-cache", "origin", "shared-exp")
     shown = json.loads(sh(b, "dvc", "exp", "show", "--json").stdout)
     exps = [e for rev in shown for e in (rev.get("experiments") or [])
@@ -118,31 +143,17 @@ def round_trip(tmp_path: Path, configure_remote) -> None:
     assert digests(b) == files_a  # models and synthetic data restored byte for byte
 
     # a teammate who runs the same params computes nothing: every stage comes from the run-cache
-    c = tmp_path / "c"
-    sh(tmp_path, "git", "clone", "-q", str(origin), str(c))
-    configure_remote(c, local_only=True)
+    c = clone("c")
     out = sh(c, "dvc", "exp", "run", "--pull", "-S", "ratio=0.25")
     assert ran_stages(out.stdout) == set(), out.stdout
     assert digests(c) == files_a
 
 
-def test_directory_remote_round_trip(tmp_path):
-    store = tmp_path / "store"
-
-    def configure(repo: Path, local_only: bool = False) -> None:
-        if not local_only:  # committed in A's .dvc/config: B and C get it with the clone
-            sh(repo, "dvc", "remote", "add", "-d", "store", str(store))
-
-    round_trip(tmp_path, configure)
+def test_directory_remote_round_trip(shared):
+    round_trip(shared, "store")
 
 
-def test_ssh_remote_round_trip(tmp_path, ssh_remote):
-    url, keyfile = ssh_remote
-
-    def configure(repo: Path, local_only: bool = False) -> None:
-        if not local_only:
-            sh(repo, "dvc", "remote", "add", "-d", "team", url)
-        # credentials are per user: .dvc/config.local, never committed
-        sh(repo, "dvc", "remote", "modify", "--local", "team", "keyfile", keyfile)
-
-    round_trip(tmp_path, configure)
+def test_ssh_remote_round_trip(shared):
+    if shared[2] is None:
+        pytest.skip("no sshd (CI installs Debian's openssh-server)")
+    round_trip(shared, "team")
