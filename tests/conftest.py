@@ -1,10 +1,16 @@
-"""Fixtures shared by the sandbox tests: the two isolation paths every sandbox test runs on."""
+"""Shared test set-up: OpenMP waiting politely under pytest-xdist; the sandbox tests' two isolation paths."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test files run side by side (pyproject addopts): OpenMP threads that spin while they wait
+    # would starve the other file's processes (README, Running experiments). Inherited by every
+    # stage the tests start.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(params=["bubblewrap", "guard"])

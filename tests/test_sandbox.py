@@ -109,15 +109,12 @@ def test_writing_inside_its_own_directory_is_allowed(run: Runner) -> None:
     assert r.status == "passed", r.stderr
 
 
-def test_temporary_directory_is_removed(run: Runner) -> None:
-    def ours() -> set[str]:
-        return {p.name for p in Path(tempfile.gettempdir()).glob("synthmix-sandbox-*")}
-
-    before = ours()
+def test_temporary_directory_is_removed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run: Runner) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's runs only (xdist runs others)
     r = run("import os, sys\nopen('junk.bin', 'wb').write(b'0' * 1000)\nprint(os.getcwd(), file=sys.stderr)\n")
     assert r.passed
     assert Path(r.stderr.strip().splitlines()[-1]).name == "work"
-    assert ours() <= before  # the run's directory (candidate, stderr, work) is gone
+    assert list(tmp_path.glob("synthmix-sandbox-*")) == []  # the run's directory (candidate, stderr, work) is gone
 
 
 @pytest.mark.parametrize(
