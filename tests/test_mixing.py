@@ -36,7 +36,7 @@ def test_replace_counts(ratio, n_syn):
     expected_iters = {2: n_syn}
     assert counts == MixCounts(
         external=100 - n_syn, synthetic=n_syn, total=100, synthetic_fraction=n_syn / 100,
-        synthetic_by_iteration=expected_iters,
+        synthetic_by_iteration=expected_iters, requested_synthetic=n_syn, requested_ratio=ratio,
     )
     assert by_source(rows) == Counter({("external", 0): 100 - n_syn, ("synthetic", 2): n_syn}) - Counter()
     # synthetic samples come from this iteration only, no sample twice
@@ -125,3 +125,15 @@ def test_accumulate_rejects_ratio_one_and_unknown_mode():
         mix(external(), synthetic(), ratio=1.0, mode="accumulate", iteration=1, seed=0)
     with pytest.raises(ValueError, match="mode"):
         mix(external(), synthetic(), ratio=0.2, mode="blend", iteration=1, seed=0)  # type: ignore[arg-type]
+
+
+def test_a_short_supply_is_used_whole_and_recorded_never_silently_lower():
+    """The mix stage's policy (on_short="use_all"): verification may keep fewer samples than `ratio`
+    needs; every one is used, replace mode fills up with external data, and the counts say so."""
+    syn = {1: synthetic(1, 12)[1]}
+    rows, counts = mix(external(), syn, ratio=0.2, mode="replace", iteration=1, seed=0, on_short="use_all")
+    assert len(rows) == counts.total == 100
+    assert (counts.synthetic, counts.requested_synthetic, counts.external) == (12, 20, 88)
+    assert counts.synthetic_fraction == 0.12 and counts.requested_ratio == 0.2
+    rows, counts = mix(external(), {1: []}, ratio=0.3, mode="accumulate", iteration=1, seed=0, on_short="use_all")
+    assert (counts.synthetic, counts.requested_synthetic, counts.total) == (0, 43, 100)

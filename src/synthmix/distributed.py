@@ -119,6 +119,17 @@ def gather_in_order(pairs: list[tuple[int, T]], n: int) -> list[T]:
     return out
 
 
+def from_main(value: T) -> T:
+    """The main process's `value`, on every process (the others' values are ignored)."""
+    if rank_and_world()[1] > 1:
+        from accelerate.utils import broadcast_object_list
+
+        box = [value]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+    return value
+
+
 def batch_seed(seed: int, batch: int) -> int:
     """The RNG seed of sampled batch number `batch`: independent of which process runs it."""
     digest = hashlib.sha256(f"synthmix:{seed}:{batch}".encode()).digest()

@@ -23,7 +23,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from synthmix import distributed, gate, inference, modeling, paths
+from synthmix import distributed, gate, inference, modeling, paths, quality
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
 from synthmix.tasks import Example, TaskFamily, get_task
@@ -82,15 +82,45 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
         rng = random.Random(f"{task.name}:instances:{params.seed}:{iteration}")
         prompts = [task.instance_prompt(rng) for _ in range(n)]
         budget += INSTANCE_PROMPT_TOKENS
-    gens = inference.generate(
-        model, tokenizer, prompts, max_new_tokens=budget, batch_size=cfg.batch_size, sample=True,
-        temperature=cfg.temperature, top_p=cfg.top_p, seed=params.seed + 1000 * iteration,
-        desc=f"iter{iteration}/{task.name} sample",
-    )
-    texts = [g.text for g in gens]
-    if cfg.mode == "answers":
-        return _answers(task, external, texts, origin)
-    return _instances(task, prompts, texts, origin)
+    def sample(which: list[int], attempt: int) -> list[str]:
+        gens = inference.generate(
+            model, tokenizer, [prompts[i] for i in which], max_new_tokens=budget, batch_size=cfg.batch_size,
+            sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
+            # attempt 1 is the paper's single draw; each redraw has seeds of its own
+            seed=params.seed + 1000 * iteration + 1_000_003 * (attempt - 1),
+            desc=f"iter{iteration}/{task.name} sample" + (f" (attempt {attempt})" if attempt > 1 else ""),
+        )
+        return [g.text for g in gens]
+
+    def rows_of(texts: list[str]) -> list[Example]:
+        if cfg.mode == "answers":
+            return _answers(task, external, texts, origin)
+        return _instances(task, prompts, texts, origin)
+
+    texts = sample(list(range(n)), 1)
+    if cfg.max_attempts == 1:
+        return rows_of(texts)
+    # Rejection sampling: redraw what fails its verifier (the main process judges; all sample)
+    _configure_sandbox(params, task)
+    attempts = [1] * n
+    for attempt in range(2, cfg.max_attempts + 1):
+        verified = quality.verify(task, rows_of(texts), external, cfg.mode) if distributed.is_main_process() else None
+        pending = [i for i, ok in enumerate(distributed.from_main(verified)) if not ok]
+        if not pending:
+            break
+        for i, text in zip(pending, sample(pending, attempt)):
+            texts[i], attempts[i] = text, attempt
+    rows = rows_of(texts)
+    for row, used in zip(rows, attempts):
+        row["origin"]["attempts"] = used  # the draw this sample is (1 = the first)
+    return rows
+
+
+def _configure_sandbox(params: Params, task: TaskFamily) -> None:
+    """Families that run code judge it with evaluate's sandbox limits and jail."""
+    if hasattr(task, "jail"):
+        task.timeout_s, task.memory_mb = params.evaluate.code_timeout_s, params.evaluate.code_memory_mb
+        task.jail = params.evaluate.code_jail
 
 
 def preflight(params: Params, iteration: int) -> int:
@@ -120,6 +150,10 @@ def run(params: Params, iteration: int) -> int:
         write_jsonl(paths.synthetic_raw(iteration, name), rows)
         meta["tasks"][name] = {"samples": len(rows), "model": rows[0]["origin"]["model"] if rows else None,
                                "model_sha256": rows[0]["origin"]["model_sha256"] if rows else None}
+        if params.generate.max_attempts > 1:
+            used = [r["origin"]["attempts"] for r in rows]
+            meta["tasks"][name].update(max_attempts=params.generate.max_attempts,
+                                       draws=sum(used), mean_attempts=sum(used) / max(len(used), 1))
         print(f"iter{iteration}/{name}: {len(rows)} synthetic samples ({params.generate.mode})")
     if main:
         write_json(paths.synthetic_meta(iteration), meta)

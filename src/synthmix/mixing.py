@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -43,6 +44,10 @@ class MixCounts:
     synthetic_fraction: float
     #: synthetic samples taken from each iteration j
     synthetic_by_iteration: dict[int, int]
+    #: synthetic samples `ratio` asked for (more than `synthetic` when too few were available)
+    requested_synthetic: int = 0
+    #: the ratio asked for (`synthetic_fraction` is the one achieved)
+    requested_ratio: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +83,7 @@ def mix(
     mode: Literal["replace", "accumulate"],
     iteration: int,
     seed: int,
+    on_short: Literal["error", "use_all"] = "error",
 ) -> tuple[list[Example], MixCounts]:
     """Build iteration `iteration`'s training set.
 
@@ -87,7 +93,10 @@ def mix(
     the inputs are not modified.
 
     Raises ValueError for a `ratio` outside [0, 1] (or 1 in accumulate mode), an unknown `mode`,
-    a negative `iteration`, or when an iteration has fewer synthetic samples than needed.
+    a negative `iteration`, or, with `on_short="error"`, when an iteration has fewer synthetic
+    samples than needed. With ``"use_all"`` (the mix stage: verification may keep too few) every
+    available sample is used instead, replace mode fills the rest with external data, and the
+    counts record the requested ratio beside the achieved one.
     """
     if not (isinstance(ratio, (int, float)) and 0.0 <= ratio <= 1.0):
         raise ValueError(f"`ratio` must be in [0, 1], got {ratio!r}")
@@ -110,6 +119,9 @@ def mix(
     drawn: dict[int, list[Example]] = {}
     for j in sources:
         available = synthetic.get(j, [])
+        if len(available) < k and on_short == "use_all":
+            drawn[j] = list(available)
+            continue
         if len(available) < k:
             raise ValueError(
                 f"mix.mode={mode}, ratio={ratio}: iteration {iteration} needs {k} synthetic samples "
@@ -120,7 +132,8 @@ def mix(
         drawn[j] = _subset(available, k, random.Random(f"synthmix-mix-synthetic:{seed}:{j}"))
 
     if mode == "replace" and k > 0:
-        kept = _subset(external, n - k, random.Random(f"synthmix-mix-external:{seed}:{iteration}"))
+        n_syn = sum(len(v) for v in drawn.values())
+        kept = _subset(external, n - n_syn, random.Random(f"synthmix-mix-external:{seed}:{iteration}"))
     else:
         kept = list(external)
 
@@ -136,6 +149,8 @@ def mix(
         total=len(out),
         synthetic_fraction=n_syn / len(out) if out else 0.0,
         synthetic_by_iteration={j: len(v) for j, v in drawn.items()},
+        requested_synthetic=k * len(sources),
+        requested_ratio=float(ratio) if iteration > 0 else 0.0,
     )
     return out, counts
 
@@ -160,9 +175,15 @@ def run(params: Params, iteration: int) -> None:
                 synthetic = _carried_synthetic(read_jsonl(paths.mixed(iteration - 1, name)))
             synthetic[iteration] = read_jsonl(paths.synthetic_valid(iteration, name))
         rows, mixed = mix(external, synthetic, ratio=params.ratio, mode=params.mix.mode,
-                          iteration=iteration, seed=params.seed)
+                          iteration=iteration, seed=params.seed, on_short="use_all")
         write_jsonl(paths.mixed(iteration, name), rows)
         counts[name] = mixed.to_dict()
         print(f"iter{iteration}/{name}: {mixed.external} external + {mixed.synthetic} synthetic "
               f"({mixed.synthetic_fraction:.1%}, {params.mix.mode})")
+        if mixed.synthetic < mixed.requested_synthetic:
+            print(f"iter{iteration}/{name}: SHORT OF SYNTHETIC DATA: ratio {params.ratio} needs "
+                  f"{mixed.requested_synthetic} synthetic samples, validation kept {mixed.synthetic}; the set is "
+                  f"{mixed.synthetic_fraction:.1%} synthetic (metrics/mix/iter{iteration}.json: synthetic_fraction "
+                  "vs requested_ratio). Raise generate.size_factor, or relax validate.filter / on_invalid",
+                  file=sys.stderr)
     write_json(paths.mix_counts(iteration), counts)

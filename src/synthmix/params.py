@@ -231,14 +231,25 @@ class GenerateParams(Section):
     size_factor: Annotated[float, Field(gt=0, le=10)] = 1.0
     #: prompts per forward pass on one device (each process runs whole batches)
     batch_size: Positive = 256
+    #: rejection sampling (STaR): a prompt whose sample fails its verifier (synthmix.quality.verify)
+    #: is sampled again, up to this many draws in all; 1 = one draw, the paper's setting. Pair it
+    #: with validate.filter: verified, which then drops the prompts that never passed
+    max_attempts: Annotated[int, Field(ge=1, le=64)] = 1
     dtype: InferenceDtype = "fp32"
 
 
 class ValidateParams(Section):
-    """What happens to generated samples that fail the great-expectations suite."""
+    """What happens to generated samples: the great-expectations suite, verification, dedup
+    (synthmix.validation, synthmix.quality)."""
 
     on_invalid: Literal["keep", "drop", "fail"] = "keep"
     max_duplicate_rate: Fraction = 0.5
+    #: none (the paper: no filtering) | verified (keep only samples that pass their task's verifier:
+    #: right against the source prompt's gold answer, or, for instances, parsed and passing the checks)
+    filter: Literal["none", "verified"] = "none"
+    #: near-duplicate removal: drop a sample whose Jaccard similarity (word 3-grams, MinHash) to an
+    #: earlier kept one is at least this; 0 = off
+    dedup: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
 
 
 class MixParams(Section):

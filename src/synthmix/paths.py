@@ -33,6 +33,11 @@ def synthetic_valid(iteration: int, task: str) -> Path:
     return DATA / "synthetic" / "validated" / f"iter{iteration}" / f"{task}.jsonl"
 
 
+def synthetic_card(iteration: int, task: str) -> Path:
+    """The data card (Markdown) of a validated synthetic set."""
+    return DATA / "synthetic" / "validated" / f"iter{iteration}" / f"{task}.card.md"
+
+
 def synthetic_meta(iteration: int) -> Path:
     """Which model generated iteration `iteration`'s synthetic data, and with which sampling params."""
     return DATA / "synthetic" / "raw" / f"iter{iteration}" / "meta.json"

@@ -373,19 +373,29 @@ def run(params: Params, iteration: int) -> int:
     The checks and length bounds follow `prepare.source`: with hub data, the families' format-neutral
     checks and bounds measured on the external train split (module docstring).
     """
+    import json
+
+    from synthmix import quality
     from synthmix.tasks import get_task
 
     cfg = params.validation
     full: dict[str, Any] = {}
     headline: dict[str, Any] = {}
     failures: list[str] = []
+    meta_path = paths.synthetic_meta(iteration)
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     for name in params.tasks:
         task = get_task(name, source=params.prepare.source)
+        if hasattr(task, "jail"):  # families that run code judge it as evaluate does (params: evaluate.code_*)
+            task.timeout_s, task.memory_mb = params.evaluate.code_timeout_s, params.evaluate.code_memory_mb
+            task.jail = params.evaluate.code_jail
         samples = read_jsonl(paths.synthetic_raw(iteration, name))
         test_prompts = [row["prompt"] for row in read_jsonl(paths.external(name, "test"))]
-        gold = read_jsonl(paths.external(name, "train")) if task.source == "hub" else ()
+        external = read_jsonl(paths.external(name, "train"))
+        gold = external if task.source == "hub" else ()
         report = validate_samples(task, samples, test_prompts, max_duplicate_rate=cfg.max_duplicate_rate,
                                   bounds=task.length_bounds(gold))
+        verified = quality.verify(task, samples, external, params.generate.mode)
         full[name] = report.to_dict()
         headline[name] = {
             "success": report.success,
@@ -393,16 +403,31 @@ def run(params: Params, iteration: int) -> int:
             "malformed": report.n_malformed,
             "malformed_rate": report.n_malformed / max(report.n_samples, 1),
             "duplicates": len(report.duplicate_ids),
+            "verified": sum(verified),
+            # right against the source prompt's gold answer (answers) / parsed and well-formed (instances)
+            "synthetic_accuracy": sum(verified) / max(len(samples), 1),
         }
         try:
             kept = apply_policy(samples, report, cfg.on_invalid)
         except MalformedSamplesError as err:
             failures.append(str(err))
             continue
+        if cfg.filter == "verified":
+            good = {id(s) for s, ok in zip(samples, verified) if ok}  # apply_policy keeps the objects
+            kept = [s for s in kept if id(s) in good]
+        kept, removed = quality.dedup(kept, cfg.dedup, seed=params.seed)
+        full[name]["near_duplicate_ids"] = removed
         write_jsonl(paths.synthetic_valid(iteration, name), kept)
-        headline[name]["kept"] = len(kept)
+        headline[name].update(kept=len(kept), kept_rate=len(kept) / max(len(samples), 1), dedup_removed=len(removed))
+        draws = ((meta.get("tasks") or {}).get(name) or {}).get("draws")
+        if draws is not None:  # rejection sampling (generate.max_attempts): what one kept sample cost
+            headline[name]["draws_per_kept"] = draws / max(len(kept), 1)
+        settings = {"filter": cfg.filter, "dedup": cfg.dedup, "on_invalid": cfg.on_invalid}
+        paths.synthetic_card(iteration, name).write_text(
+            quality.data_card(name, iteration, meta, settings, headline[name], report.expectations))
         print(f"iter{iteration}/{name}: {report.n_malformed}/{report.n_samples} malformed, "
-              f"{len(report.duplicate_ids)} duplicates, kept {len(kept)} ({cfg.on_invalid})")
+              f"{len(report.duplicate_ids)} duplicates, synthetic accuracy {headline[name]['synthetic_accuracy']:.3f}, "
+              f"kept {len(kept)} ({cfg.on_invalid}, filter {cfg.filter}, {len(removed)} near-duplicates removed)")
     write_json(paths.validation_details(iteration), full)
     write_json(paths.validation_report(iteration), headline)
     if failures:
