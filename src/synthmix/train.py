@@ -18,7 +18,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import shutil
 import sys
 import time
