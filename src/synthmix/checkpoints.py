@@ -64,9 +64,14 @@ def latest(directory: Path | None) -> Path | None:
     return max(steps, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
+def staging(directory: Path, step: int) -> Path:
+    """Where checkpoint `step` is written (by every process) before `commit` renames it."""
+    return directory / f"step-{step}.tmp"
+
+
 def begin(directory: Path, step: int) -> Path:
-    """The (empty) temporary directory checkpoint `step` is written to, by every process."""
-    tmp = directory / f"step-{step}.tmp"
+    """The (empty) staging directory of checkpoint `step` (main process)."""
+    tmp = staging(directory, step)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
@@ -74,7 +79,7 @@ def begin(directory: Path, step: int) -> Path:
 
 def commit(directory: Path, step: int, progress: dict[str, Any]) -> Path:
     """Finish checkpoint `step` (main process): progress.json, the atomic rename, older ones dropped."""
-    tmp, final = directory / f"step-{step}.tmp", directory / f"step-{step}"
+    tmp, final = staging(directory, step), directory / f"step-{step}"
     (tmp / "progress.json").write_text(json.dumps(progress))
     if final.exists():
         shutil.rmtree(final)

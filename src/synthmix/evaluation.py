@@ -130,9 +130,7 @@ def run(params: Params, iteration: int) -> None:
     reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}
     for name in params.tasks:
         task = get_task(name)
-        if hasattr(task, "timeout_s"):  # families that execute code take the sandbox limits
-            task.timeout_s, task.memory_mb = params.evaluate.code_timeout_s, params.evaluate.code_memory_mb
-            task.jail = params.evaluate.code_jail
+        task.configure(params)  # e.g. code's sandbox limits
         evaluated = evaluate_task(params, iteration, task)
         if evaluated is None:  # not the main process: its share is done
             continue

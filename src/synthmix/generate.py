@@ -101,7 +101,7 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
     if cfg.max_attempts == 1:
         return rows_of(texts)
     # Rejection sampling: redraw what fails its verifier (the main process judges; all sample)
-    _configure_sandbox(params, task)
+    task.configure(params)  # e.g. code's sandbox limits
     attempts = [1] * n
     for attempt in range(2, cfg.max_attempts + 1):
         verified = quality.verify(task, rows_of(texts), external, cfg.mode) if distributed.is_main_process() else None
@@ -114,13 +114,6 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
     for row, used in zip(rows, attempts):
         row["origin"]["attempts"] = used  # the draw this sample is (1 = the first)
     return rows
-
-
-def _configure_sandbox(params: Params, task: TaskFamily) -> None:
-    """Families that run code judge it with evaluate's sandbox limits and jail."""
-    if hasattr(task, "jail"):
-        task.timeout_s, task.memory_mb = params.evaluate.code_timeout_s, params.evaluate.code_memory_mb
-        task.jail = params.evaluate.code_jail
 
 
 def preflight(params: Params, iteration: int) -> int:

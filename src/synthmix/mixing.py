@@ -131,8 +131,8 @@ def mix(
             )
         drawn[j] = _subset(available, k, random.Random(f"synthmix-mix-synthetic:{seed}:{j}"))
 
+    n_syn = sum(len(v) for v in drawn.values())
     if mode == "replace" and k > 0:
-        n_syn = sum(len(v) for v in drawn.values())
         kept = _subset(external, n - n_syn, random.Random(f"synthmix-mix-external:{seed}:{iteration}"))
     else:
         kept = list(external)
@@ -142,7 +142,6 @@ def mix(
         out.extend(_tag(s, "synthetic", j) for s in samples)
     random.Random(seed + iteration).shuffle(out)
 
-    n_syn = sum(len(v) for v in drawn.values())
     counts = MixCounts(
         external=len(kept),
         synthetic=n_syn,

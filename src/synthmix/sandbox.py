@@ -154,18 +154,16 @@ def _bwrap_probe() -> tuple[tuple[str, ...] | None, str]:
         return None, "bwrap is not installed"
     why = "bwrap failed"
     for flags in (("--unshare-user", "--uid", "65534", "--gid", "65534"), ()):
-        with tempfile.TemporaryDirectory(prefix="synthmix-sandbox-probe-") as root:
-            work = os.path.join(root, "work")
-            os.mkdir(work)
-            argv = _bwrap_argv(exe, flags, {}) + [_jail_python(), "-I", "-S", "-B", "-c", "import os; os.listdir('.')"]
-            try:
-                done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=20, check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                why = f"bwrap did not start ({exc})"
-                continue
-            if done.returncode == 0:
-                return flags, ""
-            why = f"bwrap failed: {done.stderr.decode(errors='replace').strip()[:200] or f'exit {done.returncode}'}"
+        # the jail as runs get it (its work dir is a tmpfs of its own), with no files bound in
+        argv = _bwrap_argv(exe, flags, {}) + [_jail_python(), "-I", "-S", "-B", "-c", "import os; os.listdir('.')"]
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=20, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why = f"bwrap did not start ({exc})"
+            continue
+        if done.returncode == 0:
+            return flags, ""
+        why = f"bwrap failed: {done.stderr.decode(errors='replace').strip()[:200] or f'exit {done.returncode}'}"
     return None, why
 
 

@@ -299,7 +299,7 @@ def fine_tune(
         nonlocal last_loss
         last_loss = flush()
         assert checkpoint_dir is not None
-        tmp = checkpoint_dir / f"step-{step}.tmp"
+        tmp = checkpoints.staging(checkpoint_dir, step)
         if main:
             checkpoints.begin(checkpoint_dir, step)
         accelerator.wait_for_everyone()
@@ -438,8 +438,9 @@ def train_task(params: Params, iteration: int, task: str, accelerator: Accelerat
     model = starting_point(params, iteration, task, tokenizer)
     n_params = modeling.count_parameters(model)
     desc = f"iter{iteration}/{task} ({n_params / 1e6:.1f}M params)"
-    if checkpoints.latest(scratch) is not None:
-        print(f"iter{iteration}/{task}: resuming from {checkpoints.latest(scratch)}")
+    resuming = checkpoints.latest(scratch)
+    if resuming is not None:
+        print(f"iter{iteration}/{task}: resuming from {resuming}")
     summary = fine_tune(
         model, tokenizer, examples, params.train, params.seed + iteration, paths.train_log(iteration, task), desc,
         save_to=paths.model(iteration, task), accelerator=accelerator, checkpoint_dir=scratch,

@@ -386,9 +386,7 @@ def run(params: Params, iteration: int) -> int:
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     for name in params.tasks:
         task = get_task(name, source=params.prepare.source)
-        if hasattr(task, "jail"):  # families that run code judge it as evaluate does (params: evaluate.code_*)
-            task.timeout_s, task.memory_mb = params.evaluate.code_timeout_s, params.evaluate.code_memory_mb
-            task.jail = params.evaluate.code_jail
+        task.configure(params)  # code is judged as evaluate judges it (evaluate.code_*)
         samples = read_jsonl(paths.synthetic_raw(iteration, name))
         test_prompts = [row["prompt"] for row in read_jsonl(paths.external(name, "test"))]
         external = read_jsonl(paths.external(name, "train"))

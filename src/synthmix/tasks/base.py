@@ -24,7 +24,10 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from synthmix.params import Params
 
 Example = dict[str, Any]
 
@@ -126,6 +129,9 @@ class TaskFamily(ABC):
     prompt_chars: ClassVar[tuple[int, int]] = (1, 4000)
     #: hub data: a sample's prompt or completion may be this many times as long as the longest gold one
     LENGTH_HEADROOM: ClassVar[float] = 1.25
+
+    def configure(self, params: Params) -> None:
+        """Take this family's runtime knobs from params.yaml before scoring (default: none)."""
 
     def length_bounds(self, gold: Sequence[Example] = ()) -> dict[str, tuple[int, int]]:
         """Inclusive bounds on a well-formed sample's ``prompt`` and ``completion`` lengths, in characters.

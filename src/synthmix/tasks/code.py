@@ -25,10 +25,13 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
 from synthmix.tasks.text import in_test_partition
+
+if TYPE_CHECKING:
+    from synthmix.params import Params
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 INT_PARAMS = ("x", "n", "value", "num")
@@ -204,8 +207,14 @@ class Code(TaskFamily):
     completion_chars = (8, 400)
 
     def __init__(self, timeout_s: float = 3.0, memory_mb: int = 256, workers: int = 2, jail: str = "auto") -> None:
-        # the evaluate stage may override the sandbox limits and jail (params: evaluate.code_*)
+        # the stages set the sandbox limits and jail from params.yaml (`configure`)
         self.timeout_s, self.memory_mb, self.workers, self.jail = timeout_s, memory_mb, workers, jail
+
+    def configure(self, params: Params) -> None:
+        """The sandbox's limits and jail: params.yaml `evaluate.code_*`, wherever code is judged
+        (evaluate, validate's verification, generate's rejection sampling)."""
+        cfg = params.evaluate
+        self.timeout_s, self.memory_mb, self.jail = cfg.code_timeout_s, cfg.code_memory_mb, cfg.code_jail
 
     def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
         """`n` problems cycling over the split's side of the space in shuffled order."""
