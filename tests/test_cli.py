@@ -13,8 +13,8 @@ def test_help_lists_every_verb(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    for verb, (_, _, short, _) in VERBS.items():
-        assert verb in out and short in out
+    for verb in VERBS.values():
+        assert verb.name in out and verb.help in out
 
 
 @pytest.mark.parametrize("verb", sorted(VERBS))
@@ -22,8 +22,29 @@ def test_each_verb_has_its_own_help(verb, capsys):
     with pytest.raises(SystemExit):
         main([verb, "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert " ".join(VERBS[verb][3].split()[:6]) in out
-    assert ("--iteration" in out) == VERBS[verb][1]
+    assert " ".join(VERBS[verb].description.split()[:6]) in out
+    assert ("--iteration" in out) == VERBS[verb].iterative
+    for option in VERBS[verb].options:
+        assert option.flags[0] in out
+
+
+@pytest.mark.parametrize("verb", sorted(VERBS))
+def test_each_verb_names_what_it_calls(verb):
+    """The table is the dispatch: every module has run(), every preflight exists, and only the
+    verbs that accept --iteration say so."""
+    import importlib
+    import inspect
+
+    spec = VERBS[verb]
+    module = importlib.import_module(spec.module)
+    run = inspect.signature(module.run)
+    assert list(run.parameters)[:1] == ["params"]
+    assert ("iteration" in run.parameters) == spec.iterative
+    for option in spec.options:  # each option reaches run() under argparse's dest
+        dest = option.kwargs.get("dest", option.flags[0].lstrip("-").replace("-", "_"))
+        assert dest in run.parameters, (verb, dest)
+    if spec.preflight:
+        assert spec.distributed and callable(getattr(module, spec.preflight))
 
 
 def test_invalid_params_exit_2_naming_the_key_and_write_nothing(tmp_path, monkeypatch):

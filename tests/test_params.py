@@ -29,7 +29,7 @@ def test_shipped_params_are_valid():
         ({"iterations": {"iter1": {"id": 1, "prev": 0}, "iter2": {"id": 3, "prev": 1}}}, "iterations.iter2"),
         ({"generate": {"mode": "instances"}}, "train.loss_on: sequence"),
         ({"mix": {"mode": "accumulate"}, "ratio": 1.0}, "ratio must be < 1"),
-        ({"max_new_tokens": {"chess": 64}}, "max_new_tokens: Value error, unknown task(s) ['chess']"),
+        ({"max_new_tokens": {"chess": 64}}, "max_new_tokens: unknown task(s) ['chess']"),
         ({"max_new_tokens": {"math": 0}}, "max_new_tokens.math: Input should be greater than 0 (got 0)"),
         ({"max_new_tokens": {"code": "long"}}, "max_new_tokens.code: Input should be a valid integer"),
         ({"max_new_tokens": [320]}, "max_new_tokens: Input should be a valid dictionary"),

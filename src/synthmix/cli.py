@@ -12,104 +12,149 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from synthmix import __version__
 
-#: verb -> (module, whether it takes --iteration, one-line help, longer description)
-VERBS: dict[str, tuple[str, bool, str, str]] = {
-    "prepare": (
-        "synthmix.prepare", False, "write every task's external train/test data",
-        "Generate the built-in task families' train and test splits (seeded) into data/external/ "
-        "and record each task's trivial baseline in metrics/external.json.",
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option of a verb: argparse's flags and keywords; its value reaches the verb's
+    run() as the keyword argparse names it (dest)."""
+
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A `synthmix` verb: what `synthmix <name>` runs and how it is called.
+
+    ``module`` holds ``run(params, ...)``: called with the iteration for an iterative verb, with the
+    options' values otherwise. ``preflight`` names a function of the module, ``(params, iteration)
+    -> exit code``, checked before the verb relaunches itself under `accelerate launch`
+    (``distributed`` verbs only), so an exit status that matters survives the launcher."""
+
+    name: str
+    module: str
+    help: str
+    description: str
+    iterative: bool = False
+    options: tuple[Option, ...] = ()
+    distributed: bool = False
+    preflight: str | None = None
+
+
+#: every verb, in the order `synthmix --help` lists them
+VERBS: dict[str, Verb] = {verb.name: verb for verb in (
+    Verb(
+        "prepare", "synthmix.prepare",
+        "write every task's external train/test data",
+        "Write every task's train and test splits into data/external/: a built-in family's generated "
+        "from the seed, the paper's benchmarks through `datasets` (prepare.source: hub), or a YAML "
+        "task's dataset (task_paths); record each task's trivial baseline in metrics/external.json.",
     ),
-    "tokenizer": (
-        "synthmix.tokenizer", False, "train the byte-level BPE tokenizer (or save the pretrained model's)",
-        "Train a byte-level BPE on the external training data and save it as a transformers "
-        "tokenizer under models/tokenizer/ (ladder models); for a pretrained `model`, save that "
-        "model's own tokenizer there instead.",
+    Verb(
+        "tokenizer", "synthmix.tokenizer",
+        "train the byte-level BPE tokenizer (or save the pretrained model's)",
+        "Train a byte-level BPE on the external training data and save it as a transformers tokenizer "
+        "under models/tokenizer/ (ladder models); for a pretrained `model`, save that model's own "
+        "tokenizer there instead.",
     ),
-    "generate": (
-        "synthmix.generate", True, "sample synthetic data from the previous iteration's model",
+    Verb(
+        "generate", "synthmix.generate",
+        "sample synthetic data from the previous iteration's model",
         "Sample synthetic training data for ITERATION from models/iter<ITERATION-1> at "
         "generate.temperature / generate.top_p (answers or instances mode) into "
         "data/synthetic/raw/iter<ITERATION>/, with the generating model and sampling params recorded.",
+        iterative=True, distributed=True, preflight="preflight",
     ),
-    "validate": (
-        "synthmix.validation", True, "check a generated set with great-expectations",
+    Verb(
+        "validate", "synthmix.validation",
+        "check a generated set with great-expectations",
         "Run each task's great-expectations suite on data/synthetic/raw/iter<ITERATION>/, write the "
         "report to metrics/validation/, and apply validate.on_invalid (keep, drop or fail).",
+        iterative=True,
     ),
-    "mix": (
-        "synthmix.mixing", True, "build an iteration's training set at synthetic proportion `ratio`",
-        "Mix external and synthetic data for ITERATION (0: external only) in mix.mode "
-        "(replace or accumulate) into data/mixed/iter<ITERATION>/; exact counts go to metrics/mix/.",
+    Verb(
+        "mix", "synthmix.mixing",
+        "build an iteration's training set at synthetic proportion `ratio`",
+        "Mix external and synthetic data for ITERATION (0: external only) in mix.mode (replace or "
+        "accumulate) into data/mixed/iter<ITERATION>/; exact counts go to metrics/mix/.",
+        iterative=True,
     ),
-    "train": (
-        "synthmix.train", True, "fine-tune one model per task with accelerate",
-        "Fine-tune every task's model of ITERATION on data/mixed/iter<ITERATION>/ (iteration 0 from the "
-        "base model, later ones per train.init), saving safetensors checkpoints to models/iter<ITERATION>/ "
-        "and loss curves (dvclive) to metrics/train/.",
+    Verb(
+        "train", "synthmix.train",
+        "fine-tune one model per task with accelerate",
+        "Fine-tune every task's model of ITERATION on data/mixed/iter<ITERATION>/ (iteration 0 from "
+        "the base model, later ones per train.init), saving safetensors checkpoints to "
+        "models/iter<ITERATION>/ and loss curves (dvclive) to metrics/train/.",
+        iterative=True, distributed=True,
     ),
-    "evaluate": (
-        "synthmix.evaluation", True, "score, calibration (ECE) and diversity of an iteration's models",
-        "Evaluate every task's model of ITERATION on the external test split: task score, ECE (each of "
-        "evaluate.ece_bins) with reliability data, Self-BLEU and Distinct-1/2 of sampled generations; "
-        "predictions go to data/predictions/, metrics to metrics/iter<ITERATION>.json.",
+    Verb(
+        "evaluate", "synthmix.evaluation",
+        "score, calibration (ECE) and diversity of an iteration's models",
+        "Evaluate every task's model of ITERATION on the external test split: task score, ECE (each "
+        "of evaluate.ece_bins) with reliability data, Self-BLEU and Distinct-1/2 of sampled "
+        "generations; predictions go to data/predictions/, metrics to metrics/iter<ITERATION>.json.",
+        iterative=True, distributed=True,
     ),
-    "gate": (
-        "synthmix.gate", True, "the paper's ECE early-warning check after an iteration",
+    Verb(
+        "gate", "synthmix.gate",
+        "the paper's ECE early-warning check after an iteration",
         "Compare ITERATION's ECE and score with iteration 0's; flag a rise of ECE beyond "
-        "gate.ece_relative_rise, or 'silent drift'. In gate.mode=halt a flag stops the pipeline "
-        "(exit 3) before the next iteration, with what to change.",
+        "gate.ece_relative_rise, or 'silent drift'. In gate.mode=halt a flag stops the pipeline (exit "
+        "3) before the next iteration, with what to change.",
+        iterative=True,
     ),
-    "summary": (
-        "synthmix.summary", False, "score and ECE of every iteration against iteration 0",
-        "Collect metrics/iterations/*.json into metrics/summary.json (deltas against iteration 0, gate "
-        "flags) and metrics/curves/ (the per-task curves `dvc plots show` draws).",
+    Verb(
+        "summary", "synthmix.summary",
+        "score and ECE of every iteration against iteration 0",
+        "Collect metrics/iterations/*.json into metrics/summary.json (deltas against iteration 0, "
+        "gate flags) and metrics/curves/ (the per-task curves `dvc plots show` draws).",
     ),
-    "report": (
-        "synthmix.report", False, "the paper's four findings checked on every experiment (HTML, Markdown, JSON)",
-        "Read every finished experiment of the repository (dvc exp show --json, all commits), compare each "
-        "ratio with ratio 0 at the same iteration, model size and setting, and write report.html "
-        "(self-contained, with figures), report.md (figures beside it) and report.json (every number): "
-        "degradation curves, safe thresholds with bootstrap intervals, the fit against log(parameters), "
-        "the four findings with verdicts, the gate's warnings and ECE's lead, task sensitivity, and "
-        "replace vs accumulate. Defaults come from params.yaml `report`.",
+    Verb(
+        "report", "synthmix.report",
+        "the paper's four findings checked on every experiment (HTML, Markdown, JSON)",
+        "Read every finished experiment of the repository (dvc exp show --json, all commits), compare "
+        "each ratio with ratio 0 at the same iteration, model size and setting, and write report.html "
+        "(self-contained, with figures), report.md (figures beside it) and report.json (every "
+        "number): degradation curves, safe thresholds with bootstrap intervals, the fit against "
+        "log(parameters), the four findings with verdicts, the gate's warnings and ECE's lead, task "
+        "sensitivity, and replace vs accumulate. Defaults come from params.yaml `report`.",
+        options=(
+            Option(("--out",), {"default": "reports/study", "help": "output directory, relative to --repo (default: %(default)s)"}),
+            Option(("--repo",), {"default": ".", "help": "the DVC repository to read (default: the current one)"}),
+            Option(("--rev",), {"action": "append", "metavar": "REV", "help": "only experiments based on this commit (repeatable; default: every commit)"}),
+            Option(("--head-only",), {"action": "store_true", "help": "only experiments based on HEAD"}),
+            Option(("--tolerance",), {"type": float, "help": "relative score tolerance for 'safe' (default: report.tolerance)"}),
+            Option(("--at-ratio",), {"type": float, "help": "ratio for task sensitivity (default: report.sensitivity_ratio)"}),
+            Option(("--bootstrap",), {"type": int, "help": "bootstrap resamples (default: report.bootstrap_samples)"}),
+        ),
     ),
-    "queue": (
-        "synthmix.sweep", False, "where a `dvc exp run --queue` sweep stands; each failed run's log path",
-        "List DVC's experiment queue (queued, running, succeeded, failed). For every failed experiment, "
-        "print the path of the log DVC kept and its last lines; flag any log with a DVC lock error. "
-        "Exit 1 when an experiment failed or a lock error was seen.",
+    Verb(
+        "queue", "synthmix.sweep",
+        "where a `dvc exp run --queue` sweep stands; each failed run's log path",
+        "List DVC's experiment queue (queued, running, succeeded, failed). For every failed "
+        "experiment, print the path of the log DVC kept and its last lines; flag any log with a DVC "
+        "lock error. Exit 1 when an experiment failed or a lock error was seen.",
+        options=(
+            Option(("--repo",), {"default": ".", "help": "the DVC repository whose queue to read (default: the current one)"}),
+        ),
     ),
-    "remote": (
-        "synthmix.remote", False, "check that a DVC remote and a git remote are ready for sharing",
+    Verb(
+        "remote", "synthmix.remote",
+        "check that a DVC remote and a git remote are ready for sharing",
         "Check that a DVC remote is configured, its storage plugin installed, reachable and writable, "
         "and that git has the remote `dvc exp push` uses. Exit 1 and say what is missing otherwise.",
+        options=(
+            Option(("--remote",), {"default": None, "help": "DVC remote name (default: the default remote)"}),
+            Option(("--git-remote",), {"default": "origin", "help": "git remote for `dvc exp push` (default: %(default)s)"}),
+            Option(("--no-write",), {"dest": "write", "action": "store_false", "help": "skip the write probe"}),
+        ),
     ),
-}
-
-#: verb -> extra options (flags, argparse kwargs); their values reach the verb's run() as keywords
-OPTIONS: dict[str, list[tuple[tuple[str, ...], dict]]] = {
-    "report": [
-        (("--out",), {"default": "reports/study", "help": "output directory, relative to --repo (default: %(default)s)"}),
-        (("--repo",), {"default": ".", "help": "the DVC repository to read (default: the current one)"}),
-        (("--rev",), {"action": "append", "metavar": "REV",
-                      "help": "only experiments based on this commit (repeatable; default: every commit)"}),
-        (("--head-only",), {"action": "store_true", "help": "only experiments based on HEAD"}),
-        (("--tolerance",), {"type": float, "help": "relative score tolerance for 'safe' (default: report.tolerance)"}),
-        (("--at-ratio",), {"type": float, "help": "ratio for task sensitivity (default: report.sensitivity_ratio)"}),
-        (("--bootstrap",), {"type": int, "help": "bootstrap resamples (default: report.bootstrap_samples)"}),
-    ],
-    "queue": [
-        (("--repo",), {"default": ".", "help": "the DVC repository whose queue to read (default: the current one)"}),
-    ],
-    "remote": [
-        (("--remote",), {"default": None, "help": "DVC remote name (default: the default remote)"}),
-        (("--git-remote",), {"default": "origin", "help": "git remote for `dvc exp push` (default: %(default)s)"}),
-        (("--no-write",), {"dest": "write", "action": "store_false", "help": "skip the write probe"}),
-    ],
-}
+)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,18 +166,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"synthmix {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for verb, (_, iterative, short, long) in VERBS.items():
-        p = sub.add_parser(verb, help=short, description=long)
+    for verb in VERBS.values():
+        p = sub.add_parser(verb.name, help=verb.help, description=verb.description)
         p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-        if iterative:
+        if verb.iterative:
             p.add_argument("--iteration", type=int, required=True, metavar="N", help="iteration number (0 = baseline)")
-        for flags, kwargs in OPTIONS.get(verb, []):
-            p.add_argument(*flags, **kwargs)
+        for option in verb.options:
+            p.add_argument(*option.flags, **option.kwargs)
     return parser
-
-
-#: the verbs that relaunch themselves under `accelerate launch` when params.yaml `accelerate` asks
-DISTRIBUTED_VERBS = ("train", "generate", "evaluate")
 
 
 def _distributed():
@@ -150,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as err:
         print(f"synthmix {args.verb}: {err}", file=sys.stderr)
         return 2
-    module_name, iterative, _, _ = VERBS[args.verb]
+    verb = VERBS[args.verb]
+    iterative = verb.iterative
     if iterative and (args.iteration < 0 or args.iteration > len(params.iterations)):
         print(
             f"synthmix {args.verb}: --iteration {args.iteration} is outside 0..{len(params.iterations)} "
@@ -158,14 +200,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    module = importlib.import_module(module_name)
-    if args.verb in DISTRIBUTED_VERBS and _distributed().wants_launch(params):
+    module = importlib.import_module(verb.module)
+    if verb.distributed and _distributed().wants_launch(params):
         # accelerate.num_processes > 1 (or an accelerate config file): run this same verb under
         # `accelerate launch`; each launched process comes back here, inside the launcher.
         # A check whose exit status matters (the gate's halt, 3) runs here first: the launcher
         # reports any failing process as 1.
-        preflight = getattr(module, "preflight", None)
-        code = preflight(params, args.iteration) if preflight is not None else 0
+        code = getattr(module, verb.preflight)(params, args.iteration) if verb.preflight else 0
         if code:
             return code
         verb_args = [args.verb, "--params", args.params]

@@ -5,8 +5,8 @@ reliability-diagram rows, and the diversity (Self-BLEU, Distinct-1/2) of complet
 the generation temperature. Every test example's prediction, gold answer, correctness and
 confidence goes to data/predictions/ for error analysis.
 
-Confidence: for multiple choice, the softmax over the choices' length-normalised log-likelihoods,
-max taken; for generated answers, the geometric mean of the probabilities of the greedy
+Confidence: for multiple choice, the softmax over the choices' log-likelihoods (per token, or summed
+for a YAML task as lm-eval's `acc` picks: `TaskFamily.choice_reduction`), max taken; for generated answers, the geometric mean of the probabilities of the greedy
 completion's tokens (see `inference.Generation`).
 
 Under `accelerate launch` (`accelerate.num_processes` > 1) the test prompts are split between the
@@ -23,7 +23,7 @@ from typing import Any
 from synthmix import distributed, inference, metrics, modeling, paths
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
-from synthmix.tasks import Example, TaskFamily, get_task
+from synthmix.tasks import Example, TaskFamily
 
 
 def _softmax(xs: list[float]) -> list[float]:
@@ -40,7 +40,8 @@ def predict(model, tokenizer, task: TaskFamily, examples: list[Example], batch_s
     prompts = [ex["prompt"] for ex in examples]
     if task.kind == "choice":
         options = [task.choices(ex) for ex in examples]
-        loglik = inference.choice_logprobs(model, tokenizer, prompts, options, batch_size=batch_size, desc=desc)
+        loglik = inference.choice_logprobs(model, tokenizer, prompts, options, batch_size=batch_size, desc=desc,
+                                           reduction=task.choice_reduction)
         probs = [_softmax(row) for row in loglik]
         picks = [max(range(len(p)), key=p.__getitem__) for p in probs]
         return [opts[k] for opts, k in zip(options, picks)], [p[k] for p, k in zip(probs, picks)]
@@ -48,7 +49,7 @@ def predict(model, tokenizer, task: TaskFamily, examples: list[Example], batch_s
         model, tokenizer, prompts, max_new_tokens=max_new_tokens or task.max_new_tokens, batch_size=batch_size,
         desc=desc,
     )
-    return [g.text for g in gens], [g.confidence for g in gens]
+    return [task.stop(g.text) for g in gens], [g.confidence for g in gens]
 
 
 def diversity(texts: list[str], max_samples: int, seed: int) -> dict[str, float]:
@@ -104,7 +105,7 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
         reliability[n_bins] = out["reliability"]
     result["ece"] = result[f"ece_{cfg.ece_bins[0]}"]  # the headline (10 bins by default)
     result["mean_confidence"] = sum(confidences) / len(confidences)
-    result.update(diversity([g.text for g in samples], cfg.diversity_samples, params.seed))
+    result.update(diversity([task.stop(g.text) for g in samples], cfg.diversity_samples, params.seed))
     result["n_test"] = len(examples)
 
     rows = [
@@ -129,8 +130,7 @@ def run(params: Params, iteration: int) -> None:
     scores: dict[str, Any] = {}
     reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}
     for name in params.tasks:
-        task = get_task(name)
-        task.configure(params)  # e.g. code's sandbox limits
+        task = params.task(name)  # configured: e.g. code's sandbox limits
         evaluated = evaluate_task(params, iteration, task)
         if evaluated is None:  # not the main process: its share is done
             continue

@@ -26,7 +26,7 @@ from typing import Any
 from synthmix import distributed, gate, inference, modeling, paths, quality
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
-from synthmix.tasks import Example, TaskFamily, get_task
+from synthmix.tasks import Example, TaskFamily
 
 #: extra generation budget in `instances` mode, where the model also writes the prompt
 INSTANCE_PROMPT_TOKENS = 96
@@ -90,7 +90,7 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
             seed=params.seed + 1000 * iteration + 1_000_003 * (attempt - 1),
             desc=f"iter{iteration}/{task.name} sample" + (f" (attempt {attempt})" if attempt > 1 else ""),
         )
-        return [g.text for g in gens]
+        return [task.stop(g.text) for g in gens]
 
     def rows_of(texts: list[str]) -> list[Example]:
         if cfg.mode == "answers":
@@ -101,7 +101,6 @@ def generate_task(params: Params, iteration: int, task: TaskFamily, prev: int) -
     if cfg.max_attempts == 1:
         return rows_of(texts)
     # Rejection sampling: redraw what fails its verifier (the main process judges; all sample)
-    task.configure(params)  # e.g. code's sandbox limits
     attempts = [1] * n
     for attempt in range(2, cfg.max_attempts + 1):
         verified = quality.verify(task, rows_of(texts), external, cfg.mode) if distributed.is_main_process() else None
@@ -134,9 +133,9 @@ def run(params: Params, iteration: int) -> int:
     meta = {"iteration": iteration, "from_iteration": prev, "mode": params.generate.mode,
             "temperature": params.generate.temperature, "top_p": params.generate.top_p,
             "seed": params.seed, "tasks": {},
-            "max_new_tokens": {name: params.generation_budget(get_task(name)) for name in params.tasks}}
+            "max_new_tokens": {name: params.generation_budget(params.task(name)) for name in params.tasks}}
     for name in params.tasks:
-        task = get_task(name)
+        task = params.task(name)
         rows = generate_task(params, iteration, task, prev)
         if not main:
             continue

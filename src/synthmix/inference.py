@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -184,8 +185,10 @@ def choice_logprobs(
     *,
     batch_size: int = 64,
     desc: str = "score choices",
+    reduction: Literal["mean", "sum"] = "mean",
 ) -> list[list[float]]:
-    """Mean per-token log-likelihood of each candidate completion given its prompt."""
+    """Log-likelihood of each candidate completion given its prompt: per token ("mean") or of the
+    whole continuation ("sum", lm-evaluation-harness's `acc`)."""
     model.eval()
     device = next(model.parameters()).device
     pairs: list[tuple[int, list[int], list[int]]] = []
@@ -216,8 +219,9 @@ def choice_logprobs(
         token_lp = torch.log_softmax(logits, -1).gather(-1, targets[:, None]).squeeze(-1)
         sums = torch.zeros(len(seqs), device=device).index_add_(0, rows_t, token_lp)
         counts = torch.zeros(len(seqs), device=device).index_add_(0, rows_t, torch.ones_like(token_lp))
-        for r, mean in enumerate((sums / counts.clamp(min=1)).tolist()):
-            local.append((batch[r], mean))
+        per_row = sums if reduction == "sum" else sums / counts.clamp(min=1)
+        for r, value in enumerate(per_row.tolist()):
+            local.append((batch[r], value))
     scores = distributed.gather_in_order(local, len(pairs))
     out: list[list[float]] = [[] for _ in prompts]
     for (i, _, _), s in zip(pairs, scores):

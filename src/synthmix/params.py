@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 if TYPE_CHECKING:
     from synthmix.tasks.base import TaskFamily
@@ -33,33 +34,11 @@ class Iteration(Section):
     prev: Annotated[int, Field(ge=0)]
 
 
-#: `prepare.source: hub`: per task and split, the dataset `datasets.load_dataset(path, name,
-#: split=split, revision=revision)` reads and the adapter (`format`, synthmix.tasks.hub) that maps
-#: its rows into the family's examples. params.yaml overrides any key; the rest stays as here.
-HUB_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "commonsense": {
-        "train": {"path": "tau/commonsense_qa", "split": "train", "format": "commonsense_qa"},
-        # the test split's labels are hidden (empty answerKey): the validation split is the test set
-        "test": {"path": "tau/commonsense_qa", "split": "validation", "format": "commonsense_qa"},
-    },
-    "math": {
-        "train": {"path": "openai/gsm8k", "name": "main", "split": "train", "format": "gsm8k"},
-        "test": {"path": "openai/gsm8k", "name": "main", "split": "test", "format": "gsm8k"},
-    },
-    "factual": {
-        "train": {"path": "google-research-datasets/nq_open", "split": "train", "format": "nq_open"},
-        "test": {"path": "google-research-datasets/nq_open", "split": "validation", "format": "nq_open"},
-    },
-    "reading": {
-        "train": {"path": "rajpurkar/squad_v2", "split": "train", "format": "squad_v2"},
-        "test": {"path": "rajpurkar/squad_v2", "split": "validation", "format": "squad_v2"},
-    },
-    "code": {
-        # MBPP rows become HumanEval-like problems (signature + docstring -> body)
-        "train": {"path": "google-research-datasets/mbpp", "name": "full", "split": "train", "format": "mbpp"},
-        "test": {"path": "openai/openai_humaneval", "split": "test", "format": "humaneval"},
-    },
-}
+def _hub_defaults() -> dict[str, dict[str, dict[str, Any]]]:
+    """`prepare.hub`'s defaults: each built-in family's own (`TaskFamily.hub_defaults`)."""
+    from synthmix.tasks import hub_defaults
+
+    return hub_defaults()
 
 
 class HubSplit(Section):
@@ -93,25 +72,29 @@ class PrepareParams(Section):
     """
 
     source: Literal["builtin", "hub"] = "builtin"
+    #: per built-in task, a source other than `source`, e.g. {math: hub}: one study mixes them
+    #: (YAML tasks always read their YAML's dataset)
+    sources: dict[str, Literal["builtin", "hub"]] = {}
     train_size: Positive | None = 2000
     test_size: Positive | None = 200
     #: per-task overrides, e.g. {code: {train_size: 1000}}
     sizes: dict[str, dict[Literal["train_size", "test_size"], Positive | None]] = {}
-    #: per task: {train: {path, name, split, revision, format}, test: {...}}, over HUB_DEFAULTS
-    hub: dict[str, HubTask] = Field(default_factory=lambda: copy.deepcopy(HUB_DEFAULTS), validate_default=True)
+    #: per task: {train: {path, name, split, revision, format}, test: {...}}, over each family's defaults
+    hub: dict[str, HubTask] = Field(default_factory=_hub_defaults, validate_default=True)
 
     @field_validator("hub", mode="before")
     @classmethod
     def _hub_over_defaults(cls, value: Any) -> Any:
-        """Merge the given keys over HUB_DEFAULTS, so `{math: {train: {revision: abc}}}` changes one key."""
+        """Merge the given keys over the families' defaults, so `{math: {train: {revision: abc}}}` changes one key."""
         value = {} if value is None else value
         if not isinstance(value, dict):
             raise ValueError("must be a mapping of task -> {train: {...}, test: {...}}")
-        unknown = sorted(set(value) - set(HUB_DEFAULTS))
+        defaults = _hub_defaults()
+        unknown = sorted(set(value) - set(defaults))
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; allowed: {sorted(HUB_DEFAULTS)}")
+            raise ValueError(f"unknown task(s) {unknown}; allowed: {sorted(defaults)}")
         merged: dict[str, Any] = {}
-        for task, default in HUB_DEFAULTS.items():
+        for task, default in defaults.items():
             given = value.get(task) or {}
             if not isinstance(given, dict):
                 raise ValueError(f"{task}: must be a mapping {{train: {{...}}, test: {{...}}}} (got {given!r})")
@@ -132,18 +115,6 @@ class PrepareParams(Section):
                 if fmt not in allowed:
                     raise ValueError(f"{task}.{split}.format: {fmt!r} is not a {task} adapter; allowed: {allowed}")
         return hub
-
-    @model_validator(mode="after")
-    def _every_row_needs_hub(self) -> PrepareParams:
-        if self.source == "builtin":
-            unset = [key for key in ("train_size", "test_size") if getattr(self, key) is None]
-            unset += [f"sizes.{task}.{key}" for task, over in self.sizes.items() for key, n in over.items() if n is None]
-            if unset:
-                raise ValueError(
-                    f"{', '.join(unset)}: null (every row) needs source: hub; the built-in families "
-                    "generate exactly as many examples as asked"
-                )
-        return self
 
 
 class TokenizerParams(Section):
@@ -313,6 +284,9 @@ class Params(Section):
     #: processes that train/score tasks side by side on a CPU (0 = auto: one per core for ladder
     #: models, 1 on a GPU, under accelerate, or when `threads` is set); see synthmix.workers
     workers: Annotated[int, Field(ge=0)] = 0
+    #: folders (or files) of lm-evaluation-harness task YAMLs, searched recursively (lm-eval's
+    #: --include_path); `tasks` may name their tasks beside the built-in ones (synthmix.tasks.yaml_task)
+    task_paths: list[str] = []
     tasks: list[str] = ["commonsense", "math", "factual", "reading", "code"]
     #: per task, the generation budget in new tokens of the greedy answers (evaluate), the synthetic
     #: samples (generate) and the diversity samples (evaluate); a task left out keeps its family's
@@ -332,28 +306,80 @@ class Params(Section):
     accelerate: AccelerateParams = AccelerateParams()
     report: ReportParams = ReportParams()
 
+    #: the checked YAML specs of the YAML tasks `tasks` names (set after validation)
+    _yaml: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @field_validator("task_paths")
+    @classmethod
+    def _task_paths(cls, task_paths: list[str]) -> list[str]:
+        from synthmix.tasks import task_names
+        from synthmix.tasks.yaml_task import TaskYamlError, index
+
+        try:
+            found = index(task_paths)
+        except TaskYamlError as err:
+            raise ValueError(str(err).removeprefix("task_paths: ")) from None
+        clash = sorted(set(found) & set(task_names()))
+        if clash:
+            raise ValueError(f"{found[clash[0]]} defines task {clash[0]!r}, the name of a built-in family: rename its `task`")
+        return task_paths
+
     @field_validator("tasks")
     @classmethod
-    def _known_tasks(cls, tasks: list[str]) -> list[str]:
+    def _known_tasks(cls, tasks: list[str], info: ValidationInfo) -> list[str]:
         from synthmix.tasks import task_names
+        from synthmix.tasks.yaml_task import TaskYamlError, index, parse_spec
 
-        known = task_names()
-        unknown = [t for t in tasks if t not in known]
+        if "task_paths" not in info.data:  # task_paths itself is invalid (reported there)
+            return tasks
+        yaml_tasks = index(info.data["task_paths"])
+        unknown = [t for t in tasks if t not in task_names() and t not in yaml_tasks]
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; allowed: {known}")
+            where = f"; under task_paths: {sorted(yaml_tasks)}" if info.data["task_paths"] else (
+                " (a task of your own: an lm-eval task YAML in a folder of task_paths)")
+            raise ValueError(f"unknown task(s) {unknown}; built-in: {task_names()}{where}")
         if not tasks or len(set(tasks)) != len(tasks):
             raise ValueError("must list each task at most once, and at least one")
+        for name in tasks:
+            if name in yaml_tasks:
+                try:
+                    parse_spec(yaml_tasks[name])
+                except TaskYamlError as err:
+                    raise ValueError(f"task {name!r}: {err}") from None
         return tasks
 
-    @field_validator("max_new_tokens")
-    @classmethod
-    def _budget_tasks(cls, budgets: dict[str, int]) -> dict[str, int]:
+    @model_validator(mode="after")
+    def _tasks_and_their_settings(self) -> Params:
         from synthmix.tasks import task_names
+        from synthmix.tasks.yaml_task import load_specs
 
-        unknown = sorted(set(budgets) - set(task_names()))
+        self._yaml = load_specs(self.task_paths, self.tasks)
+        known = set(task_names()) | set(self._yaml)
+        unknown = sorted(set(self.max_new_tokens) - known)
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; allowed: {task_names()}")
-        return budgets
+            raise ValueError(f"max_new_tokens: unknown task(s) {unknown}; allowed: {sorted(known)}")
+        for key, given in (("prepare.sources", self.prepare.sources), ("prepare.sizes", self.prepare.sizes)):
+            unknown = sorted(set(given) - known)
+            if unknown:
+                raise ValueError(f"{key}: unknown task(s) {unknown}; allowed: {sorted(known)}")
+        wrong = sorted(set(self.prepare.sources) & set(self._yaml))
+        if wrong:
+            raise ValueError(f"prepare.sources.{wrong[0]}: a YAML task reads its YAML's dataset; remove the key")
+        if self._yaml and self.generate.mode == "instances":
+            raise ValueError(f"generate.mode: instances is not supported for YAML tasks ({sorted(self._yaml)}): a "
+                             "generated example's gold fields cannot be read back through a template; use answers")
+        unset = {}  # the key that is null -> the built-in tasks it leaves without a size
+        for name in self.tasks:
+            for split in ("train", "test") if self.task_source(name) == "builtin" else ():
+                if self.size(name, split) is None:
+                    key = f"{split}_size"
+                    key = f"sizes.{name}.{key}" if key in self.prepare.sizes.get(name, {}) else key
+                    unset.setdefault(f"prepare.{key}", []).append(name)
+        if unset:
+            raise ValueError("; ".join(
+                f"{key}: null (every row) needs source: hub or a YAML task (the built-in families generate "
+                f"exactly as many examples as asked: {', '.join(names)})" for key, names in unset.items()))
+        return self
 
     @model_validator(mode="after")
     def _chained_iterations(self) -> Params:
@@ -377,13 +403,28 @@ class Params(Section):
     def uses_ladder(self) -> bool:
         return self.model in LADDER
 
+    def task_source(self, name: str) -> Literal["builtin", "hub", "yaml"]:
+        """Where `name`'s external data comes from: its YAML, else prepare.sources.<name>, else prepare.source."""
+        if name in self._yaml:
+            return "yaml"
+        return self.prepare.sources.get(name, self.prepare.source)
+
+    def task(self, name: str) -> TaskFamily:
+        """The task family `name` as this study runs it: its source's validity rules, a YAML task's
+        spec, and its runtime knobs from these params (`TaskFamily.configure`)."""
+        from synthmix.tasks import get_task
+
+        task = get_task(name, source=self.task_source(name), specs=self._yaml)
+        task.configure(self)
+        return task
+
     def generation_budget(self, task: TaskFamily) -> int:
         """New tokens `task`'s answers and samples may take: `max_new_tokens.<task>`, else the family's."""
         return self.max_new_tokens.get(task.name, task.max_new_tokens)
 
     def size(self, task: str, split: Literal["train", "test"]) -> int | None:
         """Number of external examples of `task` in `split` (source hub: a cap; None: every row)."""
-        key = "train_size" if split == "train" else "test_size"
+        key = "train_size" if split == "train" else "test_size"  # split: "train" | "test"
         return self.prepare.sizes.get(task, {}).get(key, getattr(self.prepare, key))
 
 
@@ -394,6 +435,10 @@ class ParamsError(ValueError):
 def _describe(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
+        if not e["loc"] and e["type"] == "value_error":
+            # a check across keys (a model validator): its message starts with the key(s) it is about
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
+            continue
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         got = e.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"

@@ -3,11 +3,16 @@
 `prepare.source: builtin` (the default): the built-in families are generated from `seed`, so the
 data is exactly reproducible and every metric is exact.
 
-`prepare.source: hub`: the paper's benchmarks (CommonsenseQA, GSM8K, NQ-Open, SQuAD 2.0, MBPP and
-HumanEval) read through `datasets` and mapped into the same families' formats
+`prepare.source: hub` (or `prepare.sources.<task>: hub` for one task): the paper's benchmarks
+(CommonsenseQA, GSM8K, NQ-Open, SQuAD 2.0, MBPP and HumanEval) read through `datasets` and mapped
+into the same families' formats
 (`synthmix.tasks.hub`, docs/paper-data.md); `train_size`/`test_size` are caps (a seeded sample),
 null keeps every row. Each task's provenance (dataset, config, split, revision, fingerprint, rows
 skipped or dropped) goes to data/external/<task>/source.json.
+
+A YAML task (params.yaml `task_paths`, synthmix.tasks.yaml_task): its dataset through `datasets`,
+rendered by its templates as lm-evaluation-harness reads them, capped like hub data, with the same
+source.json.
 
 Also records each task's trivial baseline: the score the model must beat.
 """
@@ -15,30 +20,36 @@ Also records each task's trivial baseline: the score the model must beat.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
+import yaml
 from datasets import Dataset
 
 from synthmix import paths
 from synthmix.params import Params
 from synthmix.records import write_json
-from synthmix.tasks import TaskFamily, get_task
+from synthmix.tasks import TaskFamily
 from synthmix.tasks.hub import HubError
+from synthmix.tasks.yaml_task import TaskYamlError
 
 
-def _builtin(params: Params, name: str) -> tuple[dict[str, list[dict]], None]:
-    task = get_task(name)
-    return {split: task.build(split, params.size(name, split), params.seed) for split in ("train", "test")}, None
+def _builtin(params: Params, task: TaskFamily) -> tuple[dict[str, list[dict]], None]:
+    return {split: task.build(split, params.size(task.name, split), params.seed) for split in ("train", "test")}, None
 
 
-def _hub(params: Params, name: str) -> tuple[dict[str, list[dict]], dict[str, Any]]:
-    from synthmix.tasks.hub import load_task
+def _loaded(params: Params, task: TaskFamily) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """A hub or YAML task's splits, capped, with where they came from (source.json)."""
+    caps = {split: params.size(task.name, split) for split in ("train", "test")}
+    if task.source == "yaml":
+        data = task.load(caps, params.seed)
+    else:
+        from synthmix.tasks.hub import load_task
 
-    caps = {split: params.size(name, split) for split in ("train", "test")}
-    data = load_task(name, params.prepare.hub[name], caps, params.seed)
+        data = load_task(task.name, params.prepare.hub[task.name], caps, params.seed)
     splits = {split: d.examples for split, d in data.items()}
-    source = {"task": name, "seed": params.seed, **{split: d.info for split, d in data.items()},
-              "gold_checks": _gold_checks(get_task(name, source="hub"), splits)}
+    source = {"task": task.name, "seed": params.seed, "source": task.source, **{split: d.info for split, d in data.items()},
+              "gold_checks": _gold_checks(task, splits)}
     return splits, source
 
 
@@ -70,6 +81,17 @@ def _gold_checks(task: TaskFamily, splits: dict[str, list[dict]]) -> dict[str, A
     }
 
 
+def untracked(task: TaskFamily, dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
+    """A YAML task's files (its YAML, its local data) that no dependency of dvc.yaml's prepare stage
+    covers: DVC would not rerun the study when they change. Empty outside a DVC project."""
+    if task.source != "yaml" or not dvc_yaml.exists():
+        return []
+    stage = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}).get("prepare", {})
+    deps = [Path(d).resolve() for d in stage.get("deps", [])]
+    files = [str(task.spec.file), *task.local_files()]
+    return [f for f in files if not any(Path(f).resolve().is_relative_to(d) for d in deps)]
+
+
 def run(params: Params) -> int:
     """Build and write data/external/<task>/{train,test}.jsonl and metrics/external.json.
 
@@ -77,14 +99,21 @@ def run(params: Params) -> int:
     previous outputs as they were."""
     loaded = {}
     for name in params.tasks:
+        task = params.task(name)
+        outside = untracked(task)
+        if outside:
+            print(f"synthmix prepare: {name}: {', '.join(outside)} is not under any dependency of the prepare stage "
+                  "in dvc.yaml, so DVC would not rerun the study when it changes: keep task YAMLs and their data "
+                  "under configs/tasks, or add the folder to the deps of prepare, generate, validate and evaluate "
+                  "in dvc.yaml", file=sys.stderr)
+            return 2
         try:
-            loaded[name] = _hub(params, name) if params.prepare.source == "hub" else _builtin(params, name)
-        except HubError as err:
+            loaded[name] = (task, *(_builtin(params, task) if task.source == "builtin" else _loaded(params, task)))
+        except (HubError, TaskYamlError) as err:
             print(f"synthmix prepare: {name}: {err}", file=sys.stderr)
             return 1
     summary = {}
-    for name, (splits, source) in loaded.items():
-        task = get_task(name)
+    for name, (task, splits, source) in loaded.items():
         for split, rows in splits.items():
             out = paths.ensure_parent(paths.external(name, split))
             tmp = out.with_suffix(".jsonl.tmp")

@@ -376,8 +376,6 @@ def run(params: Params, iteration: int) -> int:
     import json
 
     from synthmix import quality
-    from synthmix.tasks import get_task
-
     cfg = params.validation
     full: dict[str, Any] = {}
     headline: dict[str, Any] = {}
@@ -385,12 +383,11 @@ def run(params: Params, iteration: int) -> int:
     meta_path = paths.synthetic_meta(iteration)
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     for name in params.tasks:
-        task = get_task(name, source=params.prepare.source)
-        task.configure(params)  # code is judged as evaluate judges it (evaluate.code_*)
+        task = params.task(name)  # its source's rules; code judged as evaluate judges it (evaluate.code_*)
         samples = read_jsonl(paths.synthetic_raw(iteration, name))
         test_prompts = [row["prompt"] for row in read_jsonl(paths.external(name, "test"))]
         external = read_jsonl(paths.external(name, "train"))
-        gold = external if task.source == "hub" else ()
+        gold = external if task.source != "builtin" else ()  # hub and YAML data: bounds from the gold
         report = validate_samples(task, samples, test_prompts, max_duplicate_rate=cfg.max_duplicate_rate,
                                   bounds=task.length_bounds(gold))
         verified = quality.verify(task, samples, external, params.generate.mode)

@@ -128,7 +128,7 @@ def test_length_bounds_come_from_the_train_split_with_headroom_only_for_hub_data
         assert hub.length_bounds([{"prompt": "p", "completion": " 12345678"}]) == fixed
         with pytest.raises(ValueError, match="external train split"):
             hub.length_bounds([])
-    with pytest.raises(ValueError, match="source must be"):
+    with pytest.raises(ValueError, match="source of built-in task 'math' must be"):
         get_task("math", source="web")
 
 

@@ -31,17 +31,11 @@ def _runs(ex: dict, body: str) -> bool:
     return True
 
 
-def test_build_is_deterministic_in_the_seed(splits):
-    train, test = splits
-    assert TASK.build("train", 2000, 0) == train
-    assert TASK.build("test", 200, 0) == test
-    assert TASK.build("test", 200, 1) != test
+# Determinism, train/test disjointness, gold answers scoring right: tests/test_task_contract.py
 
 
-def test_train_and_test_share_no_prompt(splits):
-    train, test = splits
-    assert not {ex["prompt"] for ex in train} & {ex["prompt"] for ex in test}
-    assert len({ex["prompt"] for ex in test}) == 200  # enough test problems for no repeats
+def test_enough_test_problems_for_no_repeats(splits):
+    assert len({ex["prompt"] for ex in splits[1]}) == 200
 
 
 def test_schema(splits):

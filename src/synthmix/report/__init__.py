@@ -58,6 +58,8 @@ def run(
         sensitivity_ratio=cfg.sensitivity_ratio if at_ratio is None else at_ratio,
         bootstrap_samples=cfg.bootstrap_samples if bootstrap is None else bootstrap,
         ece_relative_rise=params.gate.ece_relative_rise,
+        # the families' order, groups and paper numbers, this study's YAML tasks included
+        tasks=analysis.task_info(params.task(name) for name in params.tasks),
     )
     started = time.perf_counter()
     shown = collect.exp_show(repo, all_commits=not head_only, revs=rev)

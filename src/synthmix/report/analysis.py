@@ -12,23 +12,40 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from synthmix.report.collect import Run
 
-#: the paper's reported numbers (protocol.md), shown beside ours
+#: the paper's reported numbers (protocol.md), shown beside ours; its per-task sensitivity is each
+#: family's `paper_sensitivity` (Settings.tasks)
 PAPER = {
-    "sensitivity": {"math": -0.20, "code": -0.22, "factual": -0.13, "reading": -0.05},
     "degradation_at_30": {"410M": -0.38, "12B": -0.16},
     "safe_ratio": "15-18% (small models) to 23-27% (large)",
     "calibration": "iteration 1: ECE +75% while accuracy -1.2%; accuracy fell clearly only at iteration 2",
 }
-REASONING, GROUNDED = ("math", "code"), ("factual", "reading")
-#: the order tasks are shown in (protocol.md's)
-TASK_ORDER = ("commonsense", "math", "factual", "reading", "code")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the report knows about a task: its family's display order, report group and the paper's
+    sensitivity for it (`TaskFamily.order`, `.group`, `.paper_sensitivity`)."""
+
+    order: int = 1000
+    group: str | None = None
+    paper_sensitivity: float | None = None
+
+
+def task_info(families: Any = ()) -> dict[str, TaskInfo]:
+    """TaskInfo of every built-in family and of `families` (configured TaskFamily objects, e.g. the
+    YAML tasks of params.yaml): the report reads it from the families, never from a list of names."""
+    from synthmix.tasks.base import REGISTRY
+
+    known = {name: TaskInfo(cls.order, cls.group, cls.paper_sensitivity) for name, cls in REGISTRY.items()}
+    known.update({f.name: TaskInfo(f.order, f.group, f.paper_sensitivity) for f in families})
+    return known
 
 
 @dataclass(frozen=True)
@@ -221,13 +238,22 @@ class Settings:
     sensitivity_ratio: float = 0.5
     bootstrap_samples: int = 1000
     ece_relative_rise: float = 0.5  # the paper's gate: ECE +50% is a warning
+    #: per task name, what its family says (task_info()); a task it lacks sorts last, in no group
+    tasks: dict[str, TaskInfo] = field(default_factory=task_info)
+
+    def info(self, task: str) -> TaskInfo:
+        return self.tasks.get(task, TaskInfo())
 
 
 def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
     """Every number the report shows, as one JSON-serialisable mapping."""
     groups = group_runs(runs)
-    tasks = sorted({t for r in runs for t in r.tasks}, key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else 99)
-    out: dict[str, Any] = {"settings": settings.__dict__, "tasks": tasks, "groups": [], "paper": PAPER}
+    tasks = sorted({t for r in runs for t in r.tasks}, key=lambda t: (settings.info(t).order, t))
+    shown_settings = {k: v for k, v in settings.__dict__.items() if k != "tasks"}
+    paper = {**PAPER, "sensitivity": {t: settings.info(t).paper_sensitivity for t in tasks
+                                      if settings.info(t).paper_sensitivity is not None}}
+    out: dict[str, Any] = {"settings": shown_settings, "tasks": tasks, "groups": [], "paper": paper,
+                           "task_groups": {t: settings.info(t).group for t in tasks}}
     for group, members in groups.items():
         its = common_iterations(members)
         final = its[-1]
@@ -403,16 +429,22 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
 
     # 4. Reasoning degrades faster than grounded tasks.
     sens = sensitivity(result, s.sensitivity_ratio)
-    have = [t for t in (*REASONING, *GROUNDED) if sens.get(t) is not None]
+    groups = result.get("task_groups", {})
+    reasoning = [t for t in result["tasks"] if groups.get(t) == "reasoning" and sens.get(t) is not None]
+    grounded = [t for t in result["tasks"] if groups.get(t) == "grounded" and sens.get(t) is not None]
     measured = ", ".join(f"{t} {pct(sens[t])}" for t in sorted(sens, key=lambda t: sens[t] if sens[t] is not None else 0) if sens[t] is not None)
-    if len(have) < 4:
+    names = lambda group: ", ".join(t for t in result["tasks"] if groups.get(t) == group) or "none"  # noqa: E731
+    if not reasoning or not grounded:
         verdict = _verdict("not enough experiments", measured or f"no task's score at ratio {s.sensitivity_ratio} (and 0)",
-                           f"run math, code, factual and reading at ratios 0 and {s.sensitivity_ratio}")
+                           f"run at least one reasoning task ({names('reasoning')}) and one grounded task "
+                           f"({names('grounded')}) at ratios 0 and {s.sensitivity_ratio}")
     else:
-        ok = max(sens[t] for t in REASONING) < min(sens[t] for t in GROUNDED)
+        ok = max(sens[t] for t in reasoning) < min(sens[t] for t in grounded)
         verdict = _verdict("holds" if ok else "does not hold", measured + f" (relative change at ratio {s.sensitivity_ratio:.0%}, final iteration, mean over model sizes)")
-    rows.append({"finding": "4. Reasoning (math, code) degrades faster than grounded tasks (factual, reading)",
-                 "paper": "Math -20%, Code -22%, Factual -13%, Reading -5%", **verdict})
+    paper = ", ".join(f"{t.capitalize()} {pct(v)}" for t, v in result["paper"]["sensitivity"].items())
+    rows.append({"finding": f"4. Reasoning ({', '.join(reasoning) or names('reasoning')}) degrades faster than grounded "
+                            f"tasks ({', '.join(grounded) or names('grounded')})",
+                 "paper": paper or "Math -20%, Code -22%, Factual -13%, Reading -5%", **verdict})
     return rows
 
 

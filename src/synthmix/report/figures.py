@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # no display: reports are written on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from synthmix.report.analysis import PAPER, sensitivity  # noqa: E402
+from synthmix.report.analysis import sensitivity  # noqa: E402
 
 METRIC_LABEL = {"score": "task score", "ece": "ECE (10 bins)", "self_bleu": "Self-BLEU", "distinct_2": "Distinct-2"}
 
@@ -132,7 +132,8 @@ def sensitivity_bars(result: dict[str, Any], at: float, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.2), constrained_layout=True)
     x = np.arange(len(tasks))
     ax.bar(x - 0.2, [100 * sens[t] for t in tasks], 0.4, label=f"these runs (ratio {at:.0%})")
-    ax.bar(x + 0.2, [100 * PAPER["sensitivity"].get(t, np.nan) for t in tasks], 0.4, label="paper")
+    paper = result["paper"]["sensitivity"]
+    ax.bar(x + 0.2, [100 * paper[t] if t in paper else np.nan for t in tasks], 0.4, label="paper")
     ax.set_xticks(x, tasks)
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_ylabel("% change vs ratio 0")

@@ -117,7 +117,7 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
         f"Relative score change at ratio {s['sensitivity_ratio']:.0%} (final iteration, mean over model sizes), most "
         "sensitive first, beside the paper's Math > Code > Factual > Reading.",
         [(["rank", "task", "these runs", "paper"],
-          [[i + 1, t, _pct(sens[t]), _pct(PAPER["sensitivity"].get(t))] for i, t in enumerate(ranked)])],
+          [[i + 1, t, _pct(sens[t]), _pct(result["paper"]["sensitivity"].get(t))] for i, t in enumerate(ranked)])],
         ["sensitivity"],
     ))
     out.append(Section("Diversity of what the models generate",

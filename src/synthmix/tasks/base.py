@@ -64,7 +64,27 @@ class TaskFamily(ABC):
     #: benchmark rows mapped by `synthmix.tasks.hub`, held to format-neutral rules (the answer can be
     #: extracted, the code parses...) and to length bounds measured on the external train split.
     #: `get_task(name, source=...)` sets it (params.yaml `prepare.source`).
-    source: Literal["builtin", "hub"] = "builtin"
+    source: Literal["builtin", "hub", "yaml"] = "builtin"
+
+    # ----- what the rest of synthmix knows about the family (one place per task) ---------------
+    #: position in tables, plots and reports (lower first); tasks of equal order sort by name
+    order: ClassVar[int] = 100
+    #: the report's finding 4 compares "reasoning" tasks (math, code) with "grounded" ones
+    #: (factual, reading); None: the task is in neither group
+    group: ClassVar[Literal["reasoning", "grounded"] | None] = None
+    #: the paper's degradation for this kind of task (protocol.md, finding 4: math -20%, code -22%,
+    #: factual -13%, reading -5%), shown beside ours in the report's task sensitivity (None: none)
+    paper_sensitivity: ClassVar[float | None] = None
+    #: `prepare.source: hub`: per split ("train", "test"), the dataset `datasets.load_dataset`
+    #: reads and the adapter mapping its rows (`format`, synthmix.tasks.hub.FORMATS): the defaults
+    #: that params.yaml `prepare.hub.<task>` overrides key by key. None: the family has no hub data
+    hub_defaults: ClassVar[dict[str, dict[str, Any]] | None] = None
+    #: the hub adapters (synthmix.tasks.hub.FORMATS keys) whose rows map into this family
+    hub_formats: ClassVar[tuple[str, ...]] = ()
+    #: multiple choice: how a candidate's token log-likelihoods make its score, which picks the
+    #: answer and gives the confidence: "mean" (per token, so long options are not penalised) or
+    #: "sum" (the whole continuation's log-likelihood: lm-evaluation-harness's `acc`)
+    choice_reduction: ClassVar[Literal["mean", "sum"]] = "mean"
 
     # ----- data -------------------------------------------------------------------------------
     @abstractmethod
@@ -78,6 +98,11 @@ class TaskFamily(ABC):
     def choices(self, example: Example) -> list[str]:
         """Candidate completions of a "choice" task, in label order (gold = ``choices[label]``)."""
         raise NotImplementedError(f"task {self.name!r} is not a multiple-choice task")
+
+    def stop(self, text: str) -> str:
+        """A generated answer as this task's generation ends it (default: at EOS, as generated; a
+        YAML task also cuts it at lm-eval's `until` strings). Evaluation and generation apply it."""
+        return text
 
     @abstractmethod
     def extract(self, text: str) -> Any:
@@ -136,7 +161,7 @@ class TaskFamily(ABC):
     def length_bounds(self, gold: Sequence[Example] = ()) -> dict[str, tuple[int, int]]:
         """Inclusive bounds on a well-formed sample's ``prompt`` and ``completion`` lengths, in characters.
 
-        Built-in data: the class's `prompt_chars` and `completion_chars`, whatever `gold` is. Hub data:
+        Built-in data: the class's `prompt_chars` and `completion_chars`, whatever `gold` is. Hub and YAML data:
         `gold` (the external train split) sets them: each bound is widened, never narrowed, to cover
         every gold text, the upper one with `LENGTH_HEADROOM` to spare, so a real answer is never
         flagged for its length (GSM8K solutions run to hundreds of characters where the built-in
@@ -145,7 +170,7 @@ class TaskFamily(ABC):
         if self.source == "builtin":
             return fixed
         if not gold:
-            raise ValueError(f"task {self.name!r}: hub data needs the external train split to bound lengths by")
+            raise ValueError(f"task {self.name!r}: {self.source} data needs the external train split to bound lengths by")
         bounds = {}
         for column, (lo, hi) in fixed.items():
             lengths = [len(ex[column]) for ex in gold]

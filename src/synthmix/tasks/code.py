@@ -201,6 +201,15 @@ class Code(TaskFamily):
     """Write a function body that passes hidden asserts."""
 
     name = "code"
+    order = 4
+    group = "reasoning"
+    paper_sensitivity = -0.22  # the paper's task sensitivity (protocol.md)
+    hub_defaults = {
+        # MBPP rows become HumanEval-like problems (signature + docstring -> body)
+        "train": {"path": "google-research-datasets/mbpp", "name": "full", "split": "train", "format": "mbpp"},
+        "test": {"path": "openai/openai_humaneval", "split": "test", "format": "humaneval"},
+    }
+    hub_formats = ("mbpp", "humaneval")
     kind = "generate"
     score_name = "pass@1"
     max_new_tokens = 48  # longest gold body (the counting loop) is ~25 tokens

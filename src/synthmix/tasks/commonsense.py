@@ -117,6 +117,13 @@ class Commonsense(TaskFamily):
     """Five-way multiple choice about where things are, what they are for and what they are."""
 
     name = "commonsense"
+    order = 0
+    hub_defaults = {
+        "train": {"path": "tau/commonsense_qa", "split": "train", "format": "commonsense_qa"},
+        # the test split's labels are hidden (empty answerKey): the validation split is the test set
+        "test": {"path": "tau/commonsense_qa", "split": "validation", "format": "commonsense_qa"},
+    }
+    hub_formats = ("commonsense_qa",)
     kind = "choice"
     score_name = "accuracy"
     max_new_tokens = 16  # longest completion " E) musical instrument" is ~6 tokens

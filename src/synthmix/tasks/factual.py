@@ -90,6 +90,14 @@ class Factual(TaskFamily):
     """Closed-book questions whose answers the train split states in other words."""
 
     name = "factual"
+    order = 2
+    group = "grounded"
+    paper_sensitivity = -0.13  # the paper's task sensitivity (protocol.md)
+    hub_defaults = {
+        "train": {"path": "google-research-datasets/nq_open", "split": "train", "format": "nq_open"},
+        "test": {"path": "google-research-datasets/nq_open", "split": "validation", "format": "nq_open"},
+    }
+    hub_formats = ("nq_open",)
     kind = "generate"
     score_name = "exact_match"
     max_new_tokens = 16  # longest gold answer (a person's name) is ~5 tokens

@@ -76,6 +76,14 @@ class Math(TaskFamily):
     """Two- and three-step word problems; the final line of the solution is "#### <answer>"."""
 
     name = "math"
+    order = 1
+    group = "reasoning"
+    paper_sensitivity = -0.20  # the paper's task sensitivity (protocol.md)
+    hub_defaults = {
+        "train": {"path": "openai/gsm8k", "name": "main", "split": "train", "format": "gsm8k"},
+        "test": {"path": "openai/gsm8k", "name": "main", "split": "test", "format": "gsm8k"},
+    }
+    hub_formats = ("gsm8k",)
     kind = "generate"
     score_name = "accuracy"
     max_new_tokens = 48  # longest gold solution is ~25 tokens

