@@ -41,7 +41,7 @@ ANIMALS = {"moo": "cow", "woof": "dog", "meow": "cat", "oink": "pig", "baa": "sh
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, monkeypatch_module):
-    """A project with the shipped example YAML task (configs/tasks/addition) and a multiple-choice
+    """A project with the shipped example YAML task (configs/tasks/services) and a multiple-choice
     YAML task over a local JSONL, as a user lays them out; the tests run from its root."""
     root = tmp_path_factory.mktemp("contract")
     shutil.copytree(ROOT / "configs" / "tasks", root / "configs" / "tasks")
@@ -63,7 +63,7 @@ def monkeypatch_module():
         yield mp
 
 
-YAML_TASKS = ("addition", "pets_mc")
+YAML_TASKS = ("services", "pets_mc")
 ALL_TASKS = (*sorted(REGISTRY), *YAML_TASKS)
 
 
@@ -189,8 +189,8 @@ def test_instances_round_trip_where_the_family_reads_them(case):
 
 
 def test_yaml_knowledge_comes_from_the_yaml(data):
-    pets, addition = data["pets_mc"][0], data["addition"][0]
+    pets, services = data["pets_mc"][0], data["services"][0]
     assert (pets.kind, pets.score_name, pets.group, pets.order, pets.choice_reduction) == ("choice", "acc", "grounded", 7, "sum")
-    assert (addition.kind, addition.score_name, addition.group, addition.max_new_tokens) == ("generate", "exact_match", "reasoning", 8)
-    assert sorted(["pets_mc", "math", "addition", "commonsense"], key=lambda n: display_key(data[n][0])) == \
-        ["commonsense", "math", "pets_mc", "addition"]
+    assert (services.kind, services.score_name, services.group, services.max_new_tokens) == ("generate", "exact_match", "grounded", 8)
+    assert sorted(["pets_mc", "math", "services", "commonsense"], key=lambda n: display_key(data[n][0])) == \
+        ["commonsense", "math", "pets_mc", "services"]

@@ -34,6 +34,12 @@ class Iteration(Section):
     prev: Annotated[int, Field(ge=0)]
 
 
+def _builtin_tasks() -> list[str]:
+    from synthmix.tasks import display_key, task_names
+
+    return sorted(task_names(), key=display_key)
+
+
 def _hub_defaults() -> dict[str, dict[str, dict[str, Any]]]:
     """`prepare.hub`'s defaults: each built-in family's own (`TaskFamily.hub_defaults`)."""
     from synthmix.tasks import hub_defaults
@@ -287,7 +293,8 @@ class Params(Section):
     #: folders (or files) of lm-evaluation-harness task YAMLs, searched recursively (lm-eval's
     #: --include_path); `tasks` may name their tasks beside the built-in ones (synthmix.tasks.yaml_task)
     task_paths: list[str] = []
-    tasks: list[str] = ["commonsense", "math", "factual", "reading", "code"]
+    #: default: every built-in family, in display order (commonsense, math, factual, reading, code)
+    tasks: list[str] = Field(default_factory=lambda: _builtin_tasks())
     #: per task, the generation budget in new tokens of the greedy answers (evaluate), the synthetic
     #: samples (generate) and the diversity samples (evaluate); a task left out keeps its family's
     #: `max_new_tokens` (sized for the built-in data). See `generation_budget`.

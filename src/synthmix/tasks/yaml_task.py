@@ -80,6 +80,8 @@ GENERATION_KEYS = frozenset({"until", "max_gen_toks", "do_sample", "temperature"
 DEFAULT_UNTIL = ["\n\n"]
 DEFAULT_MAX_GEN_TOKS = 256
 REGEX_FALLBACK = "[invalid]"
+#: generation budget of a multiple-choice task's sampled answers (an option, then EOS)
+MC_ANSWER_TOKENS = 32
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -167,8 +169,9 @@ def _read_yaml(file: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.constructor.ConstructorError as err:
-        raise _fail(file, "(YAML)", f"{err.problem} ({err.problem_mark}): Python hooks such as `!function` are not "
-                    "supported; write the field as a column name or a Jinja2 template") from None
+        line = f"line {err.problem_mark.line + 1}: " if err.problem_mark else ""
+        raise _fail(file, "(YAML)", f"{line}{err.problem}: Python hooks such as `!function` are not supported; "
+                    "write the field as a column name or a Jinja2 template") from None
     except yaml.YAMLError as err:
         raise _fail(file, "(YAML)", f"not valid YAML: {err}") from None
     if not isinstance(raw, dict):
@@ -498,7 +501,9 @@ class YamlTask(TaskFamily):
         self.name = spec.name  # type: ignore[misc]  (instance, not class, attributes: one class, many tasks)
         self.kind = "choice" if spec.output_type == "multiple_choice" else "generate"  # type: ignore[misc]
         self.score_name = spec.metrics[0].name  # type: ignore[misc]
-        self.max_new_tokens = spec.max_gen_toks  # type: ignore[misc]
+        # generate_until: max_gen_toks; multiple choice has no generation_kwargs in lm-eval, yet its
+        # synthetic answers and diversity samples are generated: MC_ANSWER_TOKENS, or max_new_tokens.<task>
+        self.max_new_tokens = spec.max_gen_toks if self.kind == "generate" else MC_ANSWER_TOKENS  # type: ignore[misc]
         self.order = spec.order  # type: ignore[misc]
         self.group = spec.group  # type: ignore[misc]
         self.choice_reduction = "sum"  # type: ignore[misc]  (lm-eval's acc: summed log-likelihood)
