@@ -41,7 +41,8 @@ def test_each_verb_names_what_it_calls(verb):
     assert list(run.parameters)[:1] == ["params"]
     assert ("iteration" in run.parameters) == spec.iterative
     for option in spec.options:  # each option reaches run() under argparse's dest
-        dest = option.kwargs.get("dest", option.flags[0].lstrip("-").replace("-", "_"))
+        long = next(f for f in option.flags if f.startswith("--"))  # argparse's dest: the first long flag
+        dest = option.kwargs.get("dest", long.lstrip("-").replace("-", "_"))
         assert dest in run.parameters, (verb, dest)
     if spec.preflight:
         assert spec.distributed and callable(getattr(module, spec.preflight))

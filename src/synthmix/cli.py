@@ -144,6 +144,38 @@ VERBS: dict[str, Verb] = {verb.name: verb for verb in (
         ),
     ),
     Verb(
+        "sweep", "synthmix.cluster",
+        "run a grid of experiments: DVC's queue here, or one Slurm job per cell",
+        "Expand -S key=v1,v2 options into a grid of experiments and run it. --on local (the default) "
+        "queues them with `dvc exp run --queue` and starts DVC's queue. --on slurm submits one sbatch job "
+        "per cell: each clones the git remote at HEAD into its own temporary directory, fetches the DVC "
+        "remote's run-cache, runs `dvc exp run` with its cell's params and pushes the experiment and "
+        "the run-cache back (`dvc exp pull` brings the results). Cells sharing their upstream stages "
+        "(all params but ratio) wait for the first of them, so shared stages run once. Logs and state "
+        "go to .synthmix/sweeps/<name>/; --status shows each cell (pending, running, done, failed) and "
+        "--retry-failed resubmits the failed ones. Job resources come from params.yaml `sweep` or "
+        "the flags.",
+        options=(
+            Option(("-S", "--set-param"), {"action": "append", "metavar": "KEY=V1,V2",
+                                           "help": "a swept key and its values, as for dvc exp run (repeatable)"}),
+            Option(("--on",), {"choices": ["local", "slurm"], "default": "local",
+                               "help": "where the cells run (default: %(default)s)"}),
+            Option(("--name",), {"help": "the sweep's name, used in experiment names (default: sweep<date>-<time>)"}),
+            Option(("--status",), {"action": "store_true", "help": "show each cell of sweep --name (Slurm)"}),
+            Option(("--retry-failed",), {"action": "store_true",
+                                         "help": "resubmit the failed, cancelled, timed-out or lost cells of --name"}),
+            Option(("--git-remote",), {"default": "origin", "help": "git remote the jobs clone and push to (default: %(default)s)"}),
+            Option(("--remote",), {"help": "DVC remote (default: the committed default remote)"}),
+            Option(("--partition",), {"help": "Slurm partition (default: params.yaml sweep.partition)"}),
+            Option(("--cpus-per-task",), {"type": int, "help": "CPUs per job (default: sweep.cpus_per_task)"}),
+            Option(("--gpus",), {"type": int, "help": "GPUs per job (default: sweep.gpus)"}),
+            Option(("--time",), {"dest": "time_limit", "help": "Slurm time limit per job, e.g. 04:00:00 (default: sweep.time)"}),
+            Option(("--mem",), {"help": "memory per job, e.g. 32G (default: sweep.mem)"}),
+            Option(("--jobs",), {"type": int, "default": 2, "help": "--on local: experiments at a time (default: %(default)s)"}),
+            Option(("--dry-run",), {"action": "store_true", "help": "print each cell's sbatch script, submit nothing"}),
+        ),
+    ),
+    Verb(
         "remote", "synthmix.remote",
         "check that a DVC remote and a git remote are ready for sharing",
         "Check that a DVC remote is configured, its storage plugin installed, reachable and writable, "

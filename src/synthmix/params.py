@@ -272,6 +272,19 @@ class ReportParams(Section):
     bootstrap_samples: Annotated[int, Field(ge=100, le=100000)] = 1000
 
 
+class SweepParams(Section):
+    """`synthmix sweep --on slurm`: the resources of each grid cell's job (flags override them; no
+    stage reads these)."""
+
+    partition: str | None = None
+    cpus_per_task: Positive = 2
+    gpus: Annotated[int, Field(ge=0)] = 0
+    #: Slurm's --time, e.g. "04:00:00"; None: the partition's default
+    time: str | None = None
+    #: Slurm's --mem, e.g. "16G"; None: the partition's default
+    mem: str | None = None
+
+
 LADDER = ("tiny", "small", "medium")
 
 
@@ -312,6 +325,7 @@ class Params(Section):
     gate: GateParams = GateParams()
     accelerate: AccelerateParams = AccelerateParams()
     report: ReportParams = ReportParams()
+    sweep: SweepParams = SweepParams()
 
     #: the checked YAML specs of the YAML tasks `tasks` names (set after validation)
     _yaml: dict[str, Any] = PrivateAttr(default_factory=dict)
