@@ -40,8 +40,10 @@ def sweep(tmp_path_factory):
     repo = make_repo(tmp_path_factory.mktemp("sweep"), {
         **TINY, "tasks": ["math", "factual"], "iterations": {"iter1": {"id": 1, "prev": 0}},
     })
-    for grid in GRIDS:
-        sh(repo, "dvc", "exp", "run", "--queue", *(f"-S{k}={v}" for k, v in grid.items()), "-S", "threads=1")
+    for i, grid in enumerate(GRIDS):  # through `synthmix sweep --on local`: DVC's queue
+        out = sh(repo, "synthmix", "sweep", "--on", "local", "--queue-only", "--name", f"g{i}",
+                 *(a for k, v in grid.items() for a in ("-S", f"{k}={v}")), "-S", "threads=1").stdout
+        assert out.count("queued g") == len(grid["ratio"].split(",")) * len(grid["seed"].split(","))
     # and one that fails at its first stage (an invalid value, named in its log)
     sh(repo, "dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.epochs=-1")
     # workers outlive `queue start` and inherit its output: don't wait on the pipe, poll the queue

@@ -110,8 +110,10 @@ def test_task_names_are_checked_across_the_study(project):
     with pytest.raises(ParamsError, match="task 'qa' is defined twice"):
         params_of()
     (project / "tasks/again.yaml").unlink()
-    with pytest.raises(ParamsError, match="task_paths: .*nowhere does not exist"):
-        parse_params({"task_paths": ["nowhere"], "tasks": ["math"]})
+    # a folder that is not there holds no task: only a task that should be in it is an error
+    assert parse_params({"task_paths": ["nowhere"], "tasks": ["math"]}).tasks == ["math"]
+    with pytest.raises(ParamsError, match=r"unknown task\(s\) \['qa'\].*task_paths that do not exist here: \['nowhere'\]"):
+        parse_params({"task_paths": ["nowhere"], "tasks": ["qa"]})
     with pytest.raises(ParamsError, match="generate.mode: instances is not supported for YAML tasks"):
         params_of(generate={"mode": "instances"}, train={"loss_on": "sequence"})
     with pytest.raises(ParamsError, match="prepare.sources.qa: a YAML task reads its YAML's dataset"):

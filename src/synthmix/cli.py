@@ -172,6 +172,7 @@ VERBS: dict[str, Verb] = {verb.name: verb for verb in (
             Option(("--time",), {"dest": "time_limit", "help": "Slurm time limit per job, e.g. 04:00:00 (default: sweep.time)"}),
             Option(("--mem",), {"help": "memory per job, e.g. 32G (default: sweep.mem)"}),
             Option(("--jobs",), {"type": int, "default": 2, "help": "--on local: experiments at a time (default: %(default)s)"}),
+            Option(("--queue-only",), {"action": "store_true", "help": "--on local: queue the grid, do not start the queue"}),
             Option(("--dry-run",), {"action": "store_true", "help": "print each cell's sbatch script, submit nothing"}),
         ),
     ),

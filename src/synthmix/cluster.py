@@ -338,14 +338,19 @@ def run_cell(state_path: str, name: str) -> int:
 
 # ----- the verb -------------------------------------------------------------------------------------
 
-def _local(params: Params, grid: list[dict[str, str]], name: str, jobs: int) -> int:
+def _local(grid: list[dict[str, str]], name: str, jobs: int, start: bool) -> int:
     """`--on local`: DVC's own queue on this machine (`dvc exp run --queue`, `dvc queue start`)."""
     for i, overrides in enumerate(grid):
         cmd = ["dvc", "exp", "run", "--queue", "-n", cell_name(name, overrides, i),
                *[a for k, v in overrides.items() for a in ("-S", f"{k}={v}")]]
         _run(cmd)
         print(f"queued {cmd[5]}: " + " ".join(f"{k}={v}" for k, v in overrides.items()))
-    _run(["dvc", "queue", "start", "-j", str(jobs)])
+    if not start:
+        print("queued only: `dvc queue start -j N` runs them")
+        return 0
+    # the queue's workers outlive `dvc queue start` and inherit its output: give them no pipe to hold
+    subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(f"started DVC's queue with {jobs} worker(s): `synthmix queue` shows where it stands")
     return 0
 
@@ -353,7 +358,8 @@ def _local(params: Params, grid: list[dict[str, str]], name: str, jobs: int) -> 
 def run(params: Params, set_param: list[str] | None = None, on: str = "local", name: str | None = None,
         status: bool = False, retry_failed: bool = False, git_remote: str = "origin", remote: str | None = None,
         partition: str | None = None, cpus_per_task: int | None = None, gpus: int | None = None,
-        time_limit: str | None = None, mem: str | None = None, jobs: int = 2, dry_run: bool = False) -> int:
+        time_limit: str | None = None, mem: str | None = None, jobs: int = 2, queue_only: bool = False,
+        dry_run: bool = False) -> int:
     try:
         if status or retry_failed:
             if not name:
@@ -373,7 +379,7 @@ def run(params: Params, set_param: list[str] | None = None, on: str = "local", n
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
             raise SweepError(f"--name {name!r}: letters, digits, '.', '_' and '-' only (it names experiments)")
         if on == "local":
-            return _local(params, grid, name, jobs)
+            return _local(grid, name, jobs, start=not queue_only)
         if (SWEEPS / name / "sweep.json").exists():
             raise SweepError(f"a sweep named {name!r} exists: `--name {name} --status`, or pick another name")
         cfg = params.sweep

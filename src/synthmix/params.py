@@ -356,8 +356,10 @@ class Params(Section):
         yaml_tasks = index(info.data["task_paths"])
         unknown = [t for t in tasks if t not in task_names() and t not in yaml_tasks]
         if unknown:
+            absent = [p for p in info.data["task_paths"] if not Path(p).expanduser().exists()]
             where = f"; under task_paths: {sorted(yaml_tasks)}" if info.data["task_paths"] else (
                 " (a task of your own: an lm-eval task YAML in a folder of task_paths)")
+            where += f" (task_paths that do not exist here: {absent})" if absent else ""
             raise ValueError(f"unknown task(s) {unknown}; built-in: {task_names()}{where}")
         if not tasks or len(set(tasks)) != len(tasks):
             raise ValueError("must list each task at most once, and at least one")

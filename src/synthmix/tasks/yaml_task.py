@@ -373,13 +373,14 @@ def _parse_synthmix_metadata(file: Path, metadata: Any) -> tuple[Any, int]:
 
 def index(task_paths: list[str]) -> dict[str, Path]:
     """task name -> its YAML file, over every *.yaml under `task_paths` (folders searched
-    recursively, like lm-eval's --include_path; a path may also be one file). Only the `task` key
-    is read here: `parse_spec` checks the files of the tasks a study names."""
+    recursively, like lm-eval's --include_path; a path may also be one file, and one that does not
+    exist holds nothing). Only the `task` key is read here: `parse_spec` checks the files of the
+    tasks a study names."""
     found: dict[str, Path] = {}
     for entry in task_paths:
         root = Path(entry).expanduser()
-        if not root.exists():
-            raise TaskYamlError(f"task_paths: {entry} does not exist")
+        if not root.exists():  # nothing to index (a task it should have held is reported unknown)
+            continue
         files = [root] if root.is_file() else sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")])
         for file in files:
             try:
