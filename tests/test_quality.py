@@ -186,3 +186,59 @@ def test_rejection_sampling_redraws_failures_and_reports_the_cost(generated, tmp
         assert metrics[task]["draws_per_kept"] == pytest.approx(meta["tasks"][task]["draws"] / max(metrics[task]["kept"], 1))
     card = (repo / "data/synthetic/validated/iter1/commonsense.card.md").read_text()
     assert "up to 3 draw(s) per prompt" in card and "draws per kept sample" in card
+
+
+# ----- instances mode: each family's own check ------------------------------------------------------
+
+def _instances(task, rows):
+    """Whole written examples as generate writes them in instances mode (parsed, origin.parsed)."""
+    out = []
+    for row in rows:
+        parsed = task.parse_instance(task.render_instance(row))
+        out.append({**(parsed or {"prompt": row["prompt"], "completion": row["completion"]}),
+                    "origin": {"parsed": parsed is not None}})
+    return out
+
+
+def test_math_instances_are_verified_by_recomputing_the_chain():
+    from synthmix.tasks import get_task
+
+    math = get_task("math")
+    rows = math.build("train", 30, 0)
+    right = _instances(math, rows)
+    assert quality.verify(math, right, [], "instances") == [True] * 30
+    first = right[0]
+    steps = re.findall(r"(\d+) ([+-]) (\d+) = (\d+)\.", first["completion"])
+    a, op, b, c = steps[0]
+    wrong_step = {**first, "completion": first["completion"].replace(f"{a} {op} {b} = {c}.", f"{a} {op} {b} = {int(c) + 1}.", 1)}
+    wrong_answer = {**first, "completion": re.sub(r"#### -?\d+", f"#### {int(steps[-1][3]) + 1}", first["completion"])}
+    other_numbers = {**first, "prompt": re.sub(r"\d+", lambda m: str(int(m.group()) + 1), first["prompt"], count=1)}
+    unparsed = {**first, "origin": {"parsed": False}}
+    # each is well-formed (the validity checks pass) yet wrong, so only the recomputation catches it
+    assert all(all(math.checks(s).values()) for s in (wrong_step, wrong_answer, other_numbers))
+    assert quality.verify(math, [wrong_step, wrong_answer, other_numbers, unparsed], [], "instances") == [False] * 4
+
+
+def test_code_instances_are_verified_by_the_asserts_the_family_writes_for_their_docstring():
+    from synthmix.tasks import get_task
+
+    code = get_task("code")
+    rows = code.build("train", 12, 0)
+    right = _instances(code, rows)
+    assert quality.verify(code, right, [], "instances") == [True] * 12
+    wrong_body = [{**s, "completion": "    return None\n"} for s in right[:3]]
+    unknown_doc = [{**right[0], "prompt": 'def cube(x):\n    """Return x cubed."""\n', "completion": "    return x ** 3\n"}]
+    # a docstring whose parameter is not the signature's asks for a function nobody wrote
+    mismatch = [{**right[0], "prompt": right[0]["prompt"].replace(f"({right[0]['prompt'].split('(')[1].split(')')[0]})", "(zz)", 1)}]
+    assert quality.verify(code, wrong_body + unknown_doc + mismatch, [], "instances") == [False] * 5
+
+
+def test_reading_instances_are_verified_as_spans_of_their_passage():
+    from synthmix.tasks import get_task
+
+    reading = get_task("reading")
+    rows = [r for r in reading.build("train", 40, 0) if r["answers"]][:5]
+    right = _instances(reading, rows)
+    assert quality.verify(reading, right, [], "instances") == [True] * 5
+    invented = [{**s, "completion": " a purple submarine"} for s in right]
+    assert quality.verify(reading, invented, [], "instances") == [False] * 5

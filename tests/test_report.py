@@ -140,6 +140,46 @@ def test_replace_and_accumulate_are_compared_side_by_side():
     assert row["replace"] == pytest.approx(-0.3) and row["accumulate"] == pytest.approx(-0.05)
 
 
+def test_verification_filtering_is_compared_side_by_side():
+    """Open question 4: where the same setting ran with validate.filter none and verified, the report
+    shows each task's safe ratio under both, with intervals, and the shift."""
+    plain = grid({"tiny": {"math": -0.3, "code": -0.05}})  # math breaches the 3% tolerance at 0.1
+    filtered = grid({"tiny": {"math": -0.04, "code": -0.05}})  # verified: math holds until 0.3
+    for run in plain:
+        run.setting = {**run.setting, "validate.filter": "none"}
+    for run in filtered:
+        run.setting, run.name = {**run.setting, "validate.filter": "verified"}, run.name + "-v"
+    result = analysis.analyse(plain + filtered, analysis.Settings(bootstrap_samples=200))
+    rows = {r["task"]: r for r in result["quality_control"]}
+    assert set(rows) == set(TASKS)
+    math, code = rows["math"], rows["code"]
+    assert (math["none"]["ratio"], math["verified"]["ratio"]) == (0.0, 0.3) and math["shift"] == pytest.approx(0.3)
+    assert code["shift"] == pytest.approx(0.0)
+    assert math["none"]["ci95"] is not None and math["verified"]["ci95"] is not None
+    assert math["groups"] == ["tiny / validate.filter=none", "tiny / validate.filter=verified"]
+    # nothing to compare when only one filter was run, or when something else differs too
+    assert analysis.analyse(plain, analysis.Settings(bootstrap_samples=100))["quality_control"] == []
+    for run in filtered:
+        run.setting = {**run.setting, "train.epochs": 5}
+    assert analysis.analyse(plain + filtered, analysis.Settings(bootstrap_samples=100))["quality_control"] == []
+
+
+def test_the_report_renders_the_quality_control_section(tmp_path):
+    plain = grid({"tiny": {"math": -0.3}}, ratios=(0.0, 0.2, 0.5))
+    filtered = grid({"tiny": {"math": -0.02}}, ratios=(0.0, 0.2, 0.5))
+    for run in plain:
+        run.setting = {**run.setting, "validate.filter": "none"}
+    for run in filtered:
+        run.setting, run.name = {**run.setting, "validate.filter": "verified"}, run.name + "-v"
+    result = analysis.analyse(plain + filtered, analysis.Settings(bootstrap_samples=100))
+    from synthmix.report import render
+
+    sections = render.sections(result, (["experiment"], []), "")
+    qc = next(sec for sec in sections if sec.title.startswith("Quality control"))
+    math = next(row for row in qc.tables[0][1] if row[2] == "math")
+    assert math[3].startswith("0.00 [") and math[4].startswith(">= 0.50 [") and math[5] == "+0.50"
+
+
 def _exp_show(runs: list[Run]) -> list[dict]:
     """The shape `dvc exp show --json` gives (one baseline commit with experiments under it)."""
     def data(run: Run) -> dict:

@@ -4,7 +4,10 @@
   - answers mode: the task's own scorer against the gold answer of the external prompt it
     answers (STaR's filter); for code, the source problem's tests in the sandbox
     (`synthmix.sandbox.check_function`: pass@1's judge);
-  - instances mode: the sample parsed into an example and passes every one of its family's checks.
+  - instances mode: the sample parsed into an example that its family's own check finds right
+    (`TaskFamily.verify_instances`): math's arithmetic chain recomputes from the question's numbers
+    to its `####` answer, code's body passes the asserts the family writes for its docstring, a
+    reading answer is a span of its passage (or "unanswerable").
   Its mean is the set's `synthetic_accuracy` (metrics/validation/iter<N>.json), always measured;
   `validate.filter: verified` also keeps only the verified samples (`none`, the paper's setting,
   keeps them all).
@@ -30,7 +33,11 @@ def verify(task: TaskFamily, samples: list[Example], external: list[Example], mo
     if not samples:
         return []
     if mode == "instances":
-        return [bool((s.get("origin") or {}).get("parsed")) and all(task.checks(s).values()) for s in samples]
+        parsed = [i for i, s in enumerate(samples) if (s.get("origin") or {}).get("parsed")]
+        verified = [False] * len(samples)  # an example that could not be read back is not verified
+        for i, ok in zip(parsed, task.verify_instances([samples[i] for i in parsed])):
+            verified[i] = bool(ok)
+        return verified
     by_id = {ex["id"]: ex for ex in external}
     gold, texts, rows = [], [], []
     for i, sample in enumerate(samples):

@@ -291,6 +291,7 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
         out["groups"].append(g)
     out["size_fit"] = size_fits(out["groups"], tasks)
     out["mix_modes"] = mix_mode_comparison(out["groups"], tasks)
+    out["quality_control"] = filter_comparison(groups, out["groups"], tasks)
     out["gate"] = gate_table(runs)
     out["findings"] = findings(out, settings)
     return out
@@ -311,6 +312,36 @@ def size_fits(groups: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
             per_task[t] = {"points": pts, "fit": fit_log_size(pts)}
         fits[mode] = {"per_task": per_task, "pooled": fit_log_size(pooled)}
     return fits
+
+
+#: the params of quality control (synthmix.quality) the comparison sets side by side
+FILTER_KEY = "validate.filter"
+
+
+def filter_comparison(groups: dict[Group, list[Run]], analysed: list[dict[str, Any]], tasks: list[str]) -> list[dict[str, Any]]:
+    """The paper's open question 4: the safe ratio with and without verification filtering, per task
+    and model size (final iteration, each with its bootstrap interval), wherever the same setting was
+    run with `validate.filter: none` and `verified` (and nothing else differs)."""
+    by_label = {g["label"]: g for g in analysed}
+    keyed: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for group, members in groups.items():
+        setting = members[0].setting
+        rest = tuple(sorted((k, repr(v)) for k, v in setting.items() if k != FILTER_KEY))
+        keyed.setdefault((group.model, group.mix_mode, rest), {})[str(setting.get(FILTER_KEY, "none"))] = by_label[group.label]
+    rows = []
+    for (model, mix_mode, _), by_filter in keyed.items():
+        plain, verified = by_filter.get("none"), by_filter.get("verified")
+        if plain is None or verified is None:
+            continue
+        for t in tasks:
+            a = plain["safe"][t].get(plain["final_iteration"])
+            b = verified["safe"][t].get(verified["final_iteration"])
+            rows.append({
+                "model": model, "mix_mode": mix_mode, "task": t, "parameters": plain["parameters"],
+                "none": a, "verified": b, "groups": [plain["label"], verified["label"]],
+                "shift": None if a is None or b is None else b["ratio"] - a["ratio"],
+            })
+    return rows
 
 
 def mix_mode_comparison(groups: list[dict[str, Any]], tasks: list[str]) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from synthmix.params import ParamsError, parse_params
 #: params that define the study's axes; every other param is part of an experiment's "setting"
 AXES = ("ratio", "seed", "model", "mix.mode")
 #: params that change how fast a run goes but not what it computes
-IGNORED = ("threads", "report")
+IGNORED = ("threads", "report", "sweep")
 
 _ITER_FILE = re.compile(r"(?:^|/)metrics/(iterations|gate|validation)/iter(\d+)\.json$")
 

@@ -123,6 +123,24 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
     out.append(Section("Diversity of what the models generate",
                        "Self-BLEU (higher = less diverse) and Distinct-2 of sampled generations against the ratio.",
                        [], ["self_bleu_vs_ratio", "distinct_2_vs_ratio"]))
+    if result.get("quality_control"):
+        def safe(got: dict[str, Any] | None) -> str:
+            if got is None:
+                return "—"
+            ci = got["ci95"]
+            shown = (">= " if got["censored"] else "") + f"{got['ratio']:.2f}"
+            return shown + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else " (1 seed: no interval)")
+
+        out.append(Section(
+            "Quality control: the safe ratio with and without verification",
+            "The paper's open question 4: how far verification filtering (validate.filter: verified, STaR's filter) "
+            "moves the safe threshold. The same setting run unfiltered (the paper's) and filtered; safe ratio at the "
+            f"final iteration with its 95% bootstrap interval; shift = verified - unfiltered (tolerance {s['tolerance']:.0%}).",
+            [(["model", "mix", "task", "safe ratio, unfiltered", "safe ratio, verified", "shift"],
+              [[r["model"], r["mix_mode"], r["task"], safe(r["none"]), safe(r["verified"]),
+                "—" if r["shift"] is None else f"{r['shift']:+.2f}"] for r in result["quality_control"]])],
+            [],
+        ))
     if result["mix_modes"]:
         out.append(Section(
             "Replace vs accumulate", "Relative score change against ratio 0 at the final iteration, both mixing modes.",

@@ -139,6 +139,12 @@ class TaskFamily(ABC):
         The result has ``prompt``, ``completion`` and whichever gold fields can be recovered;
         gold fields that cannot be known from generated text are set to ``None``."""
 
+    def verify_instances(self, examples: list[Example]) -> list[bool]:
+        """Instances mode's verifier (validate.filter: verified, synthetic accuracy): per parsed
+        whole example, whether it is right by the family's own check. Default: every `checks` flag
+        holds; a family that can recompute its answer does (math's arithmetic, code's asserts)."""
+        return [all(self.checks(ex).values()) for ex in examples]
+
     # ----- validation (great-expectations) --------------------------------------------------------
     @abstractmethod
     def checks(self, example: Example) -> dict[str, bool]:

@@ -143,6 +143,28 @@ def _problem(combo: tuple[int, int, int, int]) -> tuple[str, str, str]:
     return entry, f'def {entry}({param}):\n    """{doc}"""\n', fam.body.format(p=param, K=k)
 
 
+def _own_tests(prompt: str) -> str | None:
+    """The asserts the family would write for a built-in-format prompt: its docstring matched to a
+    family's template (the parameter the signature's, K in the family's range), the inputs drawn
+    from the prompt. None when no family writes that docstring."""
+    m = _SIGNATURE.match(prompt)
+    doc = re.match(r'^def \w+\(\w+\):\n    """([^\n]*)"""\n$', prompt)
+    if m is None or doc is None:
+        return None
+    entry, param = m.group(1), m.group(2)
+    for fam in FAMILIES:
+        pattern = re.escape(fam.doc).replace(re.escape("{p}"), r"(?P<p>\w+)").replace(re.escape("{K}"), r"(?P<K>\d+)")
+        found = re.fullmatch(pattern, doc.group(1))
+        if found is None or found.group("p") != param or param not in PARAMS[fam.param]:
+            continue
+        k = int(found.group("K")) if "{K}" in fam.doc else 0
+        if k not in fam.ks:
+            continue
+        rng = random.Random(f"code:own-tests:{prompt}")
+        return "\n".join(f"assert {entry}({arg!r}) == {fam.ref(arg, k)!r}" for arg in _inputs(fam, k, rng))
+    return None
+
+
 def _entry_point(prompt: str) -> str | None:
     """The name of the function a prompt ends with (rows without an `entry_point` column)."""
     m = _SIGNATURE.match(prompt)
@@ -287,6 +309,22 @@ class Code(TaskFamily):
             statuses = list(pool.map(run, zip(examples, bodies)))
         return [Scored(float(status == "passed"), body, {"status": status, "isolation": isolation})
                 for body, status in zip(bodies, statuses)]
+
+    def verify_instances(self, examples: list[Example]) -> list[bool]:
+        """Built-in data: well-formed, and the body passes, in the sandbox, the asserts the family
+        writes for the example's docstring. The docstring must be one of the families' ("Return x
+        plus 3."), its parameter the signature's, and its K in range; the asserts come from that
+        family's reference function on inputs drawn from the prompt. An unknown docstring cannot be
+        checked, so it is not verified. Hub data: the checks alone (no reference to test against)."""
+        if self.source != "builtin":
+            return super().verify_instances(examples)
+        jobs = []
+        for ex in examples:
+            tests = _own_tests(ex.get("prompt") or "") if all(self.checks(ex).values()) else None
+            jobs.append({**ex, "tests": tests} if tests else None)
+        runnable = [j for j in jobs if j is not None]
+        passed = iter(s.correct == 1.0 for s in self.score(runnable, [j["completion"] for j in runnable]))
+        return [next(passed) if j is not None else False for j in jobs]
 
     def summarize(self, examples: list[Example], scored: list[Scored]) -> dict[str, float]:
         """pass@1 with one greedy sample per problem: the mean of per-problem pass/fail."""

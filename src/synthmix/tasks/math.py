@@ -36,6 +36,19 @@ ENDINGS = ("How many {items} does {name} have now?", "How many {items} does {nam
 MAX_NUMBER = 10
 
 _ANSWER = re.compile(r"#### (-?[0-9.,]+)")
+_STEP = re.compile(r"(\d+) ([+-]) (\d+) = (\d+)\.")
+
+
+def _chain_recomputes(prompt: str, completion: str, answer: float | None) -> bool:
+    """Whether a built-in worked solution is right: see `Math.verify_instances`."""
+    steps = [(int(a), op, int(b), int(c)) for a, op, b, c in _STEP.findall(completion)]
+    if not steps or answer is None:
+        return False
+    for k, (a, op, b, c) in enumerate(steps):
+        if (a + b if op == "+" else a - b) != c or (k and a != steps[k - 1][3]):
+            return False
+    question = [int(n) for n in re.findall(r"\d+", prompt)]
+    return question == [steps[0][0], *(b for _, _, b, _ in steps)] and steps[-1][3] == answer
 _PROMPT = re.compile(r"^Question: [^\n]+\?\nAnswer:$")
 #: hub data (GSM8K): one question on one line, whatever its last character (some GSM8K questions end
 #: in "." or in an instruction: "... Find the total cost.")
@@ -136,6 +149,19 @@ class Math(TaskFamily):
         value = self.extract(completion)
         answer = None if value is None else str(int(value) if value.is_integer() else value)
         return {"prompt": head + sep, "completion": completion, "answer": answer}
+
+    def verify_instances(self, examples: list[Example]) -> list[bool]:
+        """Built-in data: well-formed, and the worked solution recomputes. Every step "a op b = c."
+        is right, each step starts from the previous result, the operands are the question's numbers
+        in order, and the last result is the `####` answer. Hub data (GSM8K's free-form solutions):
+        the checks alone."""
+        out = []
+        for ex in examples:
+            ok = all(self.checks(ex).values())
+            if ok and self.source == "builtin":
+                ok = _chain_recomputes(ex["prompt"], ex["completion"], self.extract(ex["completion"]))
+            out.append(ok)
+        return out
 
     def checks(self, example: Example) -> dict[str, bool]:
         """Prompt is one question in format (built-in data: ending in "?"); the completion ends in a
