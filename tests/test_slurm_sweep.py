@@ -79,8 +79,8 @@ def swept(team):
     sweep = json.loads((repo / ".synthmix/sweeps/grid/sweep.json").read_text())
     job = next(c["jobs"][-1] for c in sweep["cells"] if c["name"] == victim)
     subprocess.run(["scancel", job], check=True)
-    states = _wait(repo, "grid", lambda s: all(v not in ("pending", "running") for v in s.values()))
-    killed = dict(states)
+    killed = _wait(repo, "grid", lambda s: s[victim] != "running")
+    # resubmitted at once, while the other cells may still run: only the killed one goes again
     retry = sh(repo, "synthmix", "sweep", "--name", "grid", "--retry-failed")
     final = _wait(repo, "grid", lambda s: all(v not in ("pending", "running") for v in s.values()))
     return repo, origin, out, killed, retry.stdout, final, sweep
@@ -103,7 +103,7 @@ def test_the_grid_is_four_jobs_each_group_behind_its_first_cell(swept):
 def test_a_killed_job_is_seen_and_retry_failed_completes_the_sweep(swept):
     _, _, _, killed, retry, final, _ = swept
     assert killed["grid-ratio0.5-seed1"] == "cancelled"
-    assert [s for n, s in killed.items() if n != "grid-ratio0.5-seed1"] == ["done"] * 3
+    assert all(s in ("pending", "running", "done") for n, s in killed.items() if n != "grid-ratio0.5-seed1"), killed
     assert "submitted grid-ratio0.5-seed1" in retry and retry.count("submitted") == 1
     assert final == dict.fromkeys(final, "done") and len(final) == 4
 
