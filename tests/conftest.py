@@ -13,6 +13,23 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+#: the longest test files (minutes of real dvc, queue and Slurm runs), started first, one per worker
+HEAVIEST = ("test_report_browser.py", "test_slurm_sweep.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first: the two heaviest files, then the other end-to-end (slow) ones, then the rest,
+    so that no worker is left running a long file alone at the end (pytest-xdist hands out whole
+    files in this order). A stable sort: each file's tests keep their order."""
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = item.path.name
+        if name in HEAVIEST:
+            return (0, HEAVIEST.index(name))
+        return (1, 0) if item.get_closest_marker("slow") else (2, 0)
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(params=["bubblewrap", "guard"])
 def jail(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The `jail` argument that selects one path: "require" (bubblewrap) or "off" (the guard).

@@ -275,3 +275,12 @@ def test_generate_until_targets_and_filters_as_lm_eval_does(project):
             assert ours.correct == reference.process_results(doc, [inst.filtered_resps["num"]])["exact_match"]
             assert ours.extra["exact_match,raw"] == reference.process_results(doc, [inst.filtered_resps["raw"]])["exact_match"]
     assert task.stop(" 12\nQ: next") == " 12" and task.stop(" 12 Q: x") == " 12 "
+
+
+def test_the_index_rereads_a_yaml_that_changed(project):
+    from synthmix.tasks.yaml_task import index
+
+    path = write(project, QA)
+    assert set(index(["tasks"])) == {"qa"}
+    path.write_text(yaml.safe_dump({**QA, "task": "qa_renamed_in_place"}))  # a new version of the file
+    assert set(index(["tasks"])) == {"qa_renamed_in_place"}

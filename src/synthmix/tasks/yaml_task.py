@@ -43,6 +43,7 @@ and the key, before any stage runs. ``metadata.synthmix`` holds what synthmix al
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import string
@@ -383,18 +384,24 @@ def index(task_paths: list[str]) -> dict[str, Path]:
             continue
         files = [root] if root.is_file() else sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")])
         for file in files:
-            try:
-                raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-            except yaml.YAMLError:
-                raw = None  # e.g. !function tags: reported by parse_spec if the study names the task
-                name = _name_from_text(file)
-            else:
-                name = raw.get("task") if isinstance(raw, dict) else None
+            stat = file.stat()
+            name = _task_name(file, stat.st_mtime_ns, stat.st_size)
             if isinstance(name, str):
                 if name in found and found[name] != file:
                     raise TaskYamlError(f"task_paths: task {name!r} is defined twice: {found[name]} and {file}")
                 found[name] = file
     return found
+
+
+@functools.lru_cache(maxsize=65536)
+def _task_name(file: Path, mtime_ns: int, size: int) -> Any:
+    """A YAML's `task` value, read once per version of the file (params validation indexes
+    task_paths several times; lm-eval's own tasks folder holds thousands of YAMLs)."""
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError:  # e.g. !function tags: parse_spec reports them if the study names the task
+        return _name_from_text(file)
+    return raw.get("task") if isinstance(raw, dict) else None
 
 
 def _name_from_text(file: Path) -> str | None:
