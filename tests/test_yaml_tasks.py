@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from synthmix.params import ParamsError, parse_params
-from synthmix.tasks.yaml_task import Filter, binary_f1, exact_match
+from synthmix.tasks.yaml_spec import Filter
+from synthmix.tasks.yaml_task import binary_f1, exact_match
 
 lm_eval = pytest.importorskip("lm_eval")
 
@@ -144,7 +145,7 @@ def test_include_inherits_and_overrides(project):
 
 def test_missing_data_files_and_bad_rows_name_the_row(project):
     write(project, {**QA, "dataset_kwargs": {"data_files": {"train": "data/nope.jsonl", "test": "data/test.jsonl"}}})
-    from synthmix.tasks.yaml_task import TaskYamlError
+    from synthmix.tasks.yaml_spec import TaskYamlError
 
     with pytest.raises(TaskYamlError, match="data_files: data/nope.jsonl does not exist"):
         params_of().task("qa").load({"train": None, "test": None}, 0)
@@ -155,7 +156,7 @@ def test_missing_data_files_and_bad_rows_name_the_row(project):
 
 def test_templates_are_sandboxed(project):
     write(project, {**QA, "doc_to_text": "{{ question.__class__.__mro__[1].__subclasses__() }}"})
-    from synthmix.tasks.yaml_task import TaskYamlError
+    from synthmix.tasks.yaml_spec import TaskYamlError
 
     with pytest.raises(TaskYamlError, match="SecurityError|unsafe"):
         params_of().task("qa").load({"train": None, "test": None}, 0)
@@ -278,7 +279,7 @@ def test_generate_until_targets_and_filters_as_lm_eval_does(project):
 
 
 def test_the_index_rereads_a_yaml_that_changed(project):
-    from synthmix.tasks.yaml_task import index
+    from synthmix.tasks.yaml_spec import index
 
     path = write(project, QA)
     assert set(index(["tasks"])) == {"qa"}

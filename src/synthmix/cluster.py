@@ -95,6 +95,11 @@ def cell_name(sweep: str, overrides: dict[str, str], index: int) -> str:
     return name if len(name) <= 80 and ".." not in name else f"{sweep}-{index:03d}"
 
 
+def _set_args(overrides: dict[str, str]) -> list[str]:
+    """A cell's params as `dvc exp run` options: -S key=value ..."""
+    return [a for k, v in overrides.items() for a in ("-S", f"{k}={v}")]
+
+
 def group_of(overrides: dict[str, str]) -> str:
     """Cells with the same group share every stage upstream of `ratio`."""
     shared = {k: v for k, v in overrides.items() if k not in DOWNSTREAM_KEYS}
@@ -142,9 +147,12 @@ class Sweep:
         if not path.exists():
             known = sorted(p.name for p in SWEEPS.glob("*") if (p / "sweep.json").exists()) if SWEEPS.exists() else []
             raise SweepError(f"no sweep named {name!r} here ({path} is missing); sweeps: {known or 'none'}")
+        return cls.read(path)
+
+    @classmethod
+    def read(cls, path: Path) -> Sweep:
         raw = json.loads(path.read_text())
-        raw["cells"] = [Cell(**c) for c in raw["cells"]]
-        return cls(**raw)
+        return cls(**{**raw, "cells": [Cell(**c) for c in raw["cells"]]})
 
 
 # ----- git and DVC around the submitting repository --------------------------------------------------
@@ -303,24 +311,23 @@ def print_status(name: str) -> int:
 
 def run_cell(state_path: str, name: str) -> int:
     """One grid cell, run inside its Slurm job (see the module docstring); writes its status file."""
-    sweep_dir = Path(state_path).parent
-    raw = json.loads(Path(state_path).read_text())
-    cell = next(c for c in raw["cells"] if c["name"] == name)
+    sweep_dir = Path(state_path).parent  # absolute: the job's cwd is not the repository's
+    sweep = Sweep.read(Path(state_path))
+    cell = next(c for c in sweep.cells if c.name == name)
     status_file = sweep_dir / f"{name}.status.json"
     started = time.time()
     work = Path(tempfile.mkdtemp(prefix=f"synthmix-{name}-", dir=os.environ.get("SYNTHMIX_SCRATCH") or None))
     repo = work / "repo"
     job = os.environ.get("SLURM_JOB_ID", "")
-    print(f"synthmix sweep cell {name} (job {job}): {cell['overrides']} in {repo}", flush=True)
+    print(f"synthmix sweep cell {name} (job {job}): {cell.overrides} in {repo}", flush=True)
+    remote = ["-r", sweep.dvc_remote] if sweep.dvc_remote else []
     steps = [
-        ("clone", ["git", "clone", "-q", raw["git_remote"], str(repo)]),
-        ("checkout", ["git", "checkout", "-q", "--detach", raw["commit"]]),
-        ("fetch run-cache", ["dvc", "fetch", "--run-cache", *(["-r", raw["dvc_remote"]] if raw["dvc_remote"] else [])]),
-        ("exp run", ["dvc", "exp", "run", "--pull", "-n", name,
-                     *[a for k, v in cell["overrides"].items() for a in ("-S", f"{k}={v}")]]),
-        ("exp push", ["dvc", "exp", "push", "--run-cache", *(["-r", raw["dvc_remote"]] if raw["dvc_remote"] else []),
-                      raw["git_remote"], name]),
-        ("push run-cache", ["dvc", "push", "--run-cache", *(["-r", raw["dvc_remote"]] if raw["dvc_remote"] else [])]),
+        ("clone", ["git", "clone", "-q", sweep.git_remote, str(repo)]),
+        ("checkout", ["git", "checkout", "-q", "--detach", sweep.commit]),
+        ("fetch run-cache", ["dvc", "fetch", "--run-cache", *remote]),
+        ("exp run", ["dvc", "exp", "run", "--pull", "-n", name, *_set_args(cell.overrides)]),
+        ("exp push", ["dvc", "exp", "push", "--run-cache", *remote, sweep.git_remote, name]),
+        ("push run-cache", ["dvc", "push", "--run-cache", *remote]),
     ]
     for step, cmd in steps:
         print(f"--- {step}: {shlex.join(cmd)}", flush=True)
@@ -341,8 +348,7 @@ def run_cell(state_path: str, name: str) -> int:
 def _local(grid: list[dict[str, str]], name: str, jobs: int, start: bool) -> int:
     """`--on local`: DVC's own queue on this machine (`dvc exp run --queue`, `dvc queue start`)."""
     for i, overrides in enumerate(grid):
-        cmd = ["dvc", "exp", "run", "--queue", "-n", cell_name(name, overrides, i),
-               *[a for k, v in overrides.items() for a in ("-S", f"{k}={v}")]]
+        cmd = ["dvc", "exp", "run", "--queue", "-n", cell_name(name, overrides, i), *_set_args(overrides)]
         _run(cmd)
         print(f"queued {cmd[5]}: " + " ".join(f"{k}={v}" for k, v in overrides.items()))
     if not start:

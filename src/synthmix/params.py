@@ -334,7 +334,7 @@ class Params(Section):
     @classmethod
     def _task_paths(cls, task_paths: list[str]) -> list[str]:
         from synthmix.tasks import task_names
-        from synthmix.tasks.yaml_task import TaskYamlError, index
+        from synthmix.tasks.yaml_spec import TaskYamlError, index
 
         try:
             found = index(task_paths)
@@ -349,7 +349,7 @@ class Params(Section):
     @classmethod
     def _known_tasks(cls, tasks: list[str], info: ValidationInfo) -> list[str]:
         from synthmix.tasks import task_names
-        from synthmix.tasks.yaml_task import TaskYamlError, index, parse_spec
+        from synthmix.tasks.yaml_spec import index
 
         if "task_paths" not in info.data:  # task_paths itself is invalid (reported there)
             return tasks
@@ -363,20 +363,20 @@ class Params(Section):
             raise ValueError(f"unknown task(s) {unknown}; built-in: {task_names()}{where}")
         if not tasks or len(set(tasks)) != len(tasks):
             raise ValueError("must list each task at most once, and at least one")
-        for name in tasks:
-            if name in yaml_tasks:
-                try:
-                    parse_spec(yaml_tasks[name])
-                except TaskYamlError as err:
-                    raise ValueError(f"task {name!r}: {err}") from None
-        return tasks
+        return tasks  # the YAML tasks' files are checked once, in _tasks_and_their_settings
 
     @model_validator(mode="after")
     def _tasks_and_their_settings(self) -> Params:
         from synthmix.tasks import task_names
-        from synthmix.tasks.yaml_task import load_specs
+        from synthmix.tasks.yaml_spec import TaskYamlError, index, parse_spec
 
-        self._yaml = load_specs(self.task_paths, self.tasks)
+        found = index(self.task_paths)
+        for name in self.tasks:
+            if name in found:
+                try:
+                    self._yaml[name] = parse_spec(found[name])
+                except TaskYamlError as err:
+                    raise ValueError(f"tasks: task {name!r}: {err}") from None
         known = set(task_names()) | set(self._yaml)
         unknown = sorted(set(self.max_new_tokens) - known)
         if unknown:

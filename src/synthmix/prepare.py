@@ -31,7 +31,7 @@ from synthmix.params import Params
 from synthmix.records import write_json
 from synthmix.tasks import TaskFamily
 from synthmix.tasks.hub import HubError
-from synthmix.tasks.yaml_task import TaskYamlError
+from synthmix.tasks.yaml_spec import TaskYamlError
 
 
 def _builtin(params: Params, task: TaskFamily) -> tuple[dict[str, list[dict]], None]:

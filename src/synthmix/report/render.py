@@ -25,6 +25,12 @@ class Section:
     figures: list[str] = field(default_factory=list)
 
 
+def _safe_text(got: dict[str, Any]) -> tuple[str, str | None]:
+    """A safe ratio (">= " when censored at the largest tested ratio) and its 95% interval (None: one seed)."""
+    ci = got["ci95"]
+    return (">= " if got["censored"] else "") + f"{got['ratio']:.2f}", f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else None
+
+
 def _fmt(x: Any) -> str:
     if x is None:
         return "—"
@@ -70,11 +76,9 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
             if got is None:
                 safe_rows.append([g["label"], f"{g['parameters'] / 1e6:.2f}M", t, "—", "—", "needs ratio 0 and a ratio above it"])
                 continue
-            ci = got["ci95"]
+            ratio, ci = _safe_text(got)
             safe_rows.append([
-                g["label"], f"{g['parameters'] / 1e6:.2f}M", t,
-                (">= " if got["censored"] else "") + f"{got['ratio']:.2f}",
-                f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "— (needs 2+ seeds)",
+                g["label"], f"{g['parameters'] / 1e6:.2f}M", t, ratio, ci or "— (needs 2+ seeds)",
                 "every tested ratio was within tolerance" if got["censored"] else "",
             ])
     fit_rows = []
@@ -127,9 +131,8 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
         def safe(got: dict[str, Any] | None) -> str:
             if got is None:
                 return "—"
-            ci = got["ci95"]
-            shown = (">= " if got["censored"] else "") + f"{got['ratio']:.2f}"
-            return shown + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else " (1 seed: no interval)")
+            ratio, ci = _safe_text(got)
+            return f"{ratio} {ci or '(1 seed: no interval)'}"
 
         out.append(Section(
             "Quality control: the safe ratio with and without verification",

@@ -13,7 +13,7 @@ from synthmix.tasks.base import REGISTRY, Example, Scored, TaskFamily, register
 from synthmix.tasks import code, commonsense, factual, math, reading  # noqa: E402,F401
 
 if TYPE_CHECKING:
-    from synthmix.tasks.yaml_task import TaskSpec
+    from synthmix.tasks.yaml_spec import TaskSpec
 
 
 def get_task(name: str, source: Literal["builtin", "hub", "yaml"] = "builtin",
