@@ -16,8 +16,19 @@ def external(n: int = 100) -> list[dict]:
 
 
 def synthetic(iterations: int = 3, n: int = 100) -> dict[int, list[dict]]:
+    """Answers-mode samples: iteration j's answer to external prompt i (origin.source_id)."""
     return {
-        j: [{"id": f"s{j}-{i}", "prompt": f"p{i}", "completion": f" g{j}-{i}", "origin": f"iter{j}"} for i in range(n)]
+        j: [{"id": f"s{j}-{i}", "prompt": f"p{i}", "completion": f" g{j}-{i}",
+             "origin": {"iteration": j, "source_id": f"e{i}"}} for i in range(n)]
+        for j in range(1, iterations + 1)
+    }
+
+
+def instances(iterations: int = 3, n: int = 100) -> dict[int, list[dict]]:
+    """Instances-mode samples: whole new examples, no source prompt."""
+    return {
+        j: [{"id": f"s{j}-{i}", "prompt": f"new{j}-{i}", "completion": f" g{j}-{i}",
+             "origin": {"iteration": j, "parsed": True}} for i in range(n)]
         for j in range(1, iterations + 1)
     }
 
@@ -37,6 +48,7 @@ def test_replace_counts(ratio, n_syn):
     assert counts == MixCounts(
         external=100 - n_syn, synthetic=n_syn, total=100, synthetic_fraction=n_syn / 100,
         synthetic_by_iteration=expected_iters, requested_synthetic=n_syn, requested_ratio=ratio,
+        removed=n_syn, repeated_prompts=0,
     )
     assert by_source(rows) == Counter({("external", 0): 100 - n_syn, ("synthetic", 2): n_syn}) - Counter()
     # synthetic samples come from this iteration only, no sample twice
@@ -98,7 +110,7 @@ def test_inputs_not_mutated_and_tags_added():
     assert ext == ext_before and syn == syn_before
     assert all("source" not in e for e in ext)
     tagged = next(r for r in rows if r["source"] == "synthetic")
-    assert tagged["origin"] == f"iter{tagged['origin_iteration']}"  # provenance fields kept
+    assert tagged["origin"]["iteration"] == tagged["origin_iteration"]  # provenance fields kept
     assert {r["source"] for r in rows} == {"external", "synthetic"}
 
 
@@ -137,3 +149,52 @@ def test_a_short_supply_is_used_whole_and_recorded_never_silently_lower():
     assert counts.synthetic_fraction == 0.12 and counts.requested_ratio == 0.2
     rows, counts = mix(external(), {1: []}, ratio=0.3, mode="accumulate", iteration=1, seed=0, on_short="use_all")
     assert (counts.synthetic, counts.requested_synthetic, counts.total) == (0, 43, 100)
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.2, 0.5, 1.0])
+def test_replace_answers_exactly_the_prompts_it_removes(ratio):
+    """Every prompt once: a replaced example's prompt comes back only as the model's answer to it."""
+    ext = external()
+    rows, counts = mix(ext, synthetic(), ratio=ratio, mode="replace", iteration=1, seed=4)
+    assert sorted(r["prompt"] for r in rows) == sorted(e["prompt"] for e in ext)
+    assert counts.repeated_prompts == 0
+    for r in rows:
+        if r["source"] == "synthetic":
+            assert r["origin"]["source_id"] == "e" + r["prompt"][1:]
+
+
+def test_drop_removes_the_same_examples_replace_answers_and_adds_nothing():
+    ext, syn = external(), synthetic()
+    replaced, rc = mix(ext, syn, ratio=0.3, mode="replace", iteration=2, seed=1)
+    dropped, dc = mix(ext, syn, ratio=0.3, mode="drop", iteration=2, seed=1)
+    assert {r["id"] for r in dropped} == {r["id"] for r in replaced if r["source"] == "external"}
+    assert (dc.external, dc.synthetic, dc.total, dc.removed, dc.requested_synthetic) == (70, 0, 70, 30, 0)
+    assert rc.removed == dc.removed == 30
+    assert all(r["source"] == "external" for r in dropped)
+
+
+def test_higher_ratios_replace_a_superset_of_lower_ratios_prompts():
+    removed = []
+    for ratio in (0.1, 0.2, 0.5):
+        rows, _ = mix(external(), synthetic(), ratio=ratio, mode="replace", iteration=1, seed=2)
+        removed.append({r["prompt"] for r in rows if r["source"] == "synthetic"})
+    assert removed[0] < removed[1] < removed[2]
+
+
+def test_replace_skips_prompts_whose_answers_were_filtered_out():
+    """validate.filter: verified keeps answers to some prompts only: only those can be replaced."""
+    syn = {1: [s for s in synthetic(1)[1] if int(s["id"].split("-")[1]) % 2 == 0]}  # answers to even prompts
+    rows, counts = mix(external(), syn, ratio=0.3, mode="replace", iteration=1, seed=0)
+    assert counts.synthetic == 30 and counts.repeated_prompts == 0 and counts.total == 100
+    assert all(int(r["prompt"][1:]) % 2 == 0 for r in rows if r["source"] == "synthetic")
+    with pytest.raises(ValueError, match=r"needs 60 .* has only 50"):
+        mix(external(), syn, ratio=0.6, mode="replace", iteration=1, seed=0)
+    rows, counts = mix(external(), syn, ratio=0.6, mode="replace", iteration=1, seed=0, on_short="use_all")
+    assert (counts.synthetic, counts.external, counts.requested_synthetic) == (50, 50, 60)
+
+
+def test_replace_with_instances_adds_new_prompts_in_place_of_removed_ones():
+    rows, counts = mix(external(), instances(), ratio=0.2, mode="replace", iteration=1, seed=0)
+    assert (counts.external, counts.synthetic, counts.removed, counts.repeated_prompts) == (80, 20, 20, 0)
+    assert sum(r["prompt"].startswith("new1-") for r in rows) == 20
+

@@ -138,6 +138,14 @@ def test_replace_and_accumulate_are_compared_side_by_side():
     result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))
     row = next(r for r in result["mix_modes"] if r["task"] == "math")
     assert row["replace"] == pytest.approx(-0.3) and row["accumulate"] == pytest.approx(-0.05)
+    assert row["drop"] is None  # not run
+
+
+def test_drop_is_shown_as_replaces_control():
+    runs = grid({"tiny": {"math": -0.3}}, ratios=(0.0, 0.5)) + grid({"tiny": {"math": -0.1}}, ratios=(0.0, 0.5), mix_mode="drop")
+    result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))
+    row = next(r for r in result["mix_modes"] if r["task"] == "math")
+    assert row["replace"] == pytest.approx(-0.3) and row["drop"] == pytest.approx(-0.1) and row["accumulate"] is None
 
 
 def test_verification_filtering_is_compared_side_by_side():

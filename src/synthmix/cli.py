@@ -80,7 +80,7 @@ VERBS: dict[str, Verb] = {verb.name: verb for verb in (
     Verb(
         "mix", "synthmix.mixing",
         "build an iteration's training set at synthetic proportion `ratio`",
-        "Mix external and synthetic data for ITERATION (0: external only) in mix.mode (replace or "
+        "Mix external and synthetic data for ITERATION (0: external only) in mix.mode (replace, drop or "
         "accumulate) into data/mixed/iter<ITERATION>/; exact counts go to metrics/mix/.",
         iterative=True,
     ),

@@ -230,10 +230,11 @@ class ValidateParams(Section):
 
 
 class MixParams(Section):
-    """replace: fixed-size training set, `ratio` of it synthetic; accumulate: external data kept
-    whole, synthetic data of every iteration so far added."""
+    """replace: fixed-size training set, `ratio` of its examples answered by the model instead (each
+    prompt once); drop: the same examples removed, nothing added (replace's control); accumulate:
+    external data kept whole, synthetic data of every iteration so far added."""
 
-    mode: Literal["replace", "accumulate"] = "replace"
+    mode: Literal["replace", "drop", "accumulate"] = "replace"
 
 
 class EvaluateParams(Section):

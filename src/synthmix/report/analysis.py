@@ -1,5 +1,5 @@
 """The paper's questions answered on a set of runs: degradation against ratio 0, safe thresholds,
-model-size trends, ECE's lead over the score, task sensitivity, replace vs accumulate.
+model-size trends, ECE's lead over the score, task sensitivity, replace vs drop and accumulate.
 
 Every comparison is against ratio 0 *at the same iteration, model and setting*: at small scale
 more iterations also mean more training, so comparing with iteration 0 would credit extra epochs
@@ -345,22 +345,26 @@ def filter_comparison(groups: dict[Group, list[Run]], analysed: list[dict[str, A
 
 
 def mix_mode_comparison(groups: list[dict[str, Any]], tasks: list[str]) -> list[dict[str, Any]]:
-    """Replace vs accumulate: relative score change at the final iteration, where both were run."""
+    """Replace vs its control (drop: the same examples removed, nothing added) and vs accumulate:
+    relative score change against ratio 0 at the final iteration, for each mode run beside replace
+    (same model and setting). A mode not run is None in its column."""
     rows = []
     for g in groups:
         if g["mix_mode"] != "replace":
             continue
-        for other in groups:
-            if other["mix_mode"] == "accumulate" and other["model"] == g["model"] and other["setting"] == g["setting"]:
-                for t in tasks:
-                    for ratio in sorted(set(g["ratios"]) & set(other["ratios"])):
-                        if ratio == 0:
-                            continue
-                        rows.append({
-                            "model": g["model"], "task": t, "ratio": ratio,
-                            "replace": g["relative"]["score"][t][g["final_iteration"]].get(ratio),
-                            "accumulate": other["relative"]["score"][t][other["final_iteration"]].get(ratio),
-                        })
+        others = {o["mix_mode"]: o for o in groups
+                  if o["mix_mode"] in ("drop", "accumulate") and o["model"] == g["model"] and o["setting"] == g["setting"]}
+        if not others:
+            continue
+        for t in tasks:
+            ratios = set(g["ratios"]).intersection(*(o["ratios"] for o in others.values()))
+            for ratio in sorted(r for r in ratios if r != 0):
+                row = {"model": g["model"], "task": t, "ratio": ratio,
+                       "replace": g["relative"]["score"][t][g["final_iteration"]].get(ratio)}
+                for mode in ("drop", "accumulate"):
+                    o = others.get(mode)
+                    row[mode] = None if o is None else o["relative"]["score"][t][o["final_iteration"]].get(ratio)
+                rows.append(row)
     return rows
 
 

@@ -146,9 +146,13 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
         ))
     if result["mix_modes"]:
         out.append(Section(
-            "Replace vs accumulate", "Relative score change against ratio 0 at the final iteration, both mixing modes.",
-            [(["model", "task", "ratio", "replace", "accumulate"],
-              [[r["model"], r["task"], f"{r['ratio']:.2f}", _pct(r["replace"]), _pct(r["accumulate"])] for r in result["mix_modes"]])],
+            "Mixing modes", "Relative score change against ratio 0 at the final iteration. Replace answers `ratio` of "
+            "the prompts with the model's own answers; drop removes the same examples and adds nothing, so replace "
+            "minus drop is what the wrong labels cost beyond the lost correct ones; accumulate keeps every external "
+            "example (— where a mode was not run).",
+            [(["model", "task", "ratio", "replace", "drop", "accumulate"],
+              [[r["model"], r["task"], f"{r['ratio']:.2f}", _pct(r["replace"]), _pct(r["drop"]), _pct(r["accumulate"])]
+               for r in result["mix_modes"]])],
         ))
     detail = []
     for g in result["groups"]:
