@@ -68,7 +68,7 @@ def main() -> None:
     per_task = args.train_examples // len(TASKS)
     examples = [ex for name in TASKS for ex in get_task(name).build("train", per_task, params.seed)]
     tokenizer = train_tokenizer((ex["prompt"] + ex["completion"] for ex in examples), params.tokenizer.vocab_size)
-    model = modeling.base_model(params, tokenizer)
+    model = modeling.ladder_model(params.model, tokenizer, params.seed)
     with tempfile.TemporaryDirectory() as tmp:
         fine_tune(model, tokenizer, examples, params.train.model_copy(update={"epochs": 1}), params.seed, Path(tmp))
     model.eval()

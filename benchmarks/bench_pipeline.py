@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE_STAGES = ["prepare", "tokenizer", "baseline_mix", "baseline_train", "baseline_evaluate"]
+BASELINE_STAGES = ["pretrain", "prepare", "tokenizer", "baseline_mix", "baseline_train", "baseline_evaluate"]
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:

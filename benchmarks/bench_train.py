@@ -63,7 +63,7 @@ def built_in_examples(n: int, seed: int) -> dict[str, list[dict]]:
 def synthmix_task(task: str, examples: dict, sized, tokenizer, cfg, tmp: str) -> tuple[float, int]:
     """(seconds, parameters) of one task's epoch through fine_tune, as the train stage runs it."""
     AcceleratorState._reset_state(reset_partial_state=True)
-    model = modeling.base_model(sized, tokenizer)
+    model = modeling.ladder_model(sized.model, tokenizer, sized.seed)
     seconds = fine_tune(model, tokenizer, examples[task], cfg, sized.seed, Path(tmp) / task)["seconds"]
     return seconds, modeling.count_parameters(model)
 
@@ -115,7 +115,7 @@ def main() -> None:
             start = time.perf_counter()
             for task in TASKS:
                 AcceleratorState._reset_state(reset_partial_state=True)
-                model = modeling.base_model(sized, tokenizer)  # the same seeded initialisation as ours
+                model = modeling.ladder_model(sized.model, tokenizer, sized.seed)  # the same seeded initialisation as ours
                 model.set_attn_implementation("sdpa")  # transformers' default
                 n_params = modeling.count_parameters(model)
                 hf_trainer_epoch(model, tokenizer, data[task], cfg, params.seed, Path(tmp) / task)

@@ -19,6 +19,8 @@ TINY = {
     "evaluate": {"diversity_samples": 12, "batch_size": 32},
     "iterations": {"iter1": {"id": 1, "prev": 0}, "iter2": {"id": 2, "prev": 1}},
     "tokenizer": {"vocab_size": 400},
+    # a few steps of pretraining: the stage's real code path, at a cost tests can pay
+    "pretrain": {"passes": 0.05, "batch_size": 16, "max_length": 256},
 }
 
 
@@ -61,6 +63,7 @@ def make_repo(tmp: Path, overrides: dict) -> Path:
     sh(repo, "dvc", "config", "core.analytics", "false")
     # as in the project's .dvc/config: `dvc plots show` pages that render with no internet
     sh(repo, "dvc", "config", "plots.html_template", "../configs/dvc_plots_page.html")
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")  # dvc.yaml's custom plot templates
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "study")
     return repo

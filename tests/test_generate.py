@@ -21,7 +21,7 @@ def project(tmp_path, monkeypatch):
     write_jsonl(paths.external("math", "test"), task.build("test", 6, 0))
     tok = train_tokenizer((e["prompt"] + e["completion"] for e in train), 300)
     params = parse_params({"tasks": ["math"], "prepare": {"train_size": 24}, "generate": {"size_factor": 0.5}})
-    model = modeling.base_model(params, tok)
+    model = modeling.ladder_model(params.model, tok)
     model.save_pretrained(paths.model(0, "math"))
     tok.save_pretrained(paths.model(0, "math"))
     paths.ensure_parent(paths.scores(0)).write_text(json.dumps({"math": {"score": 0.5, "ece": 0.1}}))

@@ -15,7 +15,7 @@ TEXTS = [f"Question: what is {a} plus {b}?\nAnswer: {a + b}" for a in range(12) 
 @pytest.fixture(scope="module")
 def model_and_tokenizer():
     tok = train_tokenizer(iter(TEXTS), vocab_size=300)
-    model = modeling.base_model(parse_params({"model": "tiny"}), tok)
+    model = modeling.ladder_model("tiny", tok)
     return model, tok
 
 

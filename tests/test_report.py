@@ -228,3 +228,70 @@ def test_report_writes_html_markdown_and_json_with_every_figure(tmp_path):
     assert [f["finding"][:2] for f in data["findings"]] == ["1.", "2.", "3.", "4."]
     assert len(data["runs"]) == len(runs)
     assert data["groups"][0]["safe"]["math"]["2"]["ratio"] is not None
+
+
+def _with_items(run: Run, n: int, accuracy_at: dict[int, float], seed_offset: int) -> Run:
+    """`run` with per-item 0/1 scores: the first round(acc * n) of a seed-specific shuffled order right."""
+    import random as _r
+
+    order = list(range(n))
+    _r.Random(seed_offset).shuffle(order)  # the same test set order for every ratio of a seed
+    run.items = {}
+    for it, acc in accuracy_at.items():
+        right = set(order[: round(acc * n)])
+        run.items[it] = {"math": [1.0 if i in right else 0.0 for i in range(n)]}
+        run.metrics[it]["math"]["score"] = acc
+    return run
+
+
+def test_paired_bootstrap_over_items_resolves_what_seeds_alone_cannot():
+    """One seed: a seeds-only bootstrap has nothing to resample; items give an interval, and a
+    drop of 20% relative at 1,000 items is resolved while 1% is not when it comes with item-level
+    churn (ratio 0.2 gets other items right: its order is another shuffle)."""
+    runs = [make_run("tiny", r, 0, {}) for r in (0.0, 0.2, 0.5)]
+    for run in runs:
+        acc = {0.0: 0.5, 0.2: 0.495, 0.5: 0.4}[run.ratio]
+        _with_items(run, 1000, {0: 0.5, 1: acc, 2: acc}, seed_offset=100 if run.ratio == 0.2 else run.seed)
+    ci, how = analysis.relative_intervals(runs, 2, "math", 400)
+    assert how == "items"
+    assert ci[0.0] == (0.0, 0.0)
+    assert analysis.judge(ci[0.5], 0.03) == "fell"        # -20%: the interval lies below -3%
+    assert analysis.judge(ci[0.2], 0.03) == "unresolved"  # -1%: the interval straddles -3%
+    lo, hi = ci[0.2]
+    assert lo < -0.01 < hi and hi - lo < 0.2
+    # without items there is no interval from one seed
+    for run in runs:
+        run.items = {}
+    assert analysis.relative_intervals(runs, 2, "math", 100) == ({}, "none")
+
+
+def test_paired_items_make_a_shared_drop_tight():
+    """The same items go wrong at every ratio (paired): the interval of the difference is far
+    narrower than the interval of either score alone would suggest."""
+    runs = [make_run("tiny", r, s, {}) for r in (0.0, 0.3) for s in (0, 1)]
+    for run in runs:
+        acc = 0.6 if run.ratio == 0 else 0.57  # ratio 0.3 loses 30 of the same 1,000 items: -5%
+        _with_items(run, 1000, {0: 0.6, 1: acc, 2: acc}, seed_offset=run.seed)
+    ci, how = analysis.relative_intervals(runs, 2, "math", 400)
+    assert how == "items and seeds"
+    lo, hi = ci[0.3]
+    assert lo <= -0.05 <= hi and hi - lo < 0.04  # unpaired, two scores' SEs (~0.016 each) would span ~0.1
+
+
+def test_an_unresolved_low_ratio_makes_finding_1_inconclusive_with_the_resolvable_effect():
+    runs = grid({"tiny": {t: -0.01 for t in TASKS}}, seeds=(0,))
+    for run in runs:
+        run.items = {it: {t: [1.0] * 50 + [0.0] * 50 for t in TASKS} for it in run.metrics}  # 100 items: wide
+    f1 = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))["findings"][0]
+    assert f1["verdict"] in ("inconclusive", "does not hold")
+    if f1["verdict"] == "inconclusive":
+        assert "wide" in f1["to_settle"]
+
+
+def test_finding_3_is_not_testable_when_every_fall_comes_at_iteration_1():
+    runs = grid({"tiny": {t: -0.3 for t in TASKS}}, iterations=1)
+    runs += [make_run("tiny", r, s, {t: -0.3 for t in TASKS}, iterations=1) for r in (0.0,) for s in (0, 1)]
+    for run in runs:  # two iterations needed for the finding: add iteration 2 equal to iteration 1
+        run.metrics[2] = run.metrics[1]
+    f3 = analysis.analyse(runs, analysis.Settings(bootstrap_samples=50))["findings"][2]
+    assert f3["verdict"] == "not testable here" and "iteration 1" in f3["measured"], f3

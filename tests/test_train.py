@@ -33,7 +33,7 @@ def test_encode_masks_the_prompt_and_appends_eos(tokenizer):
 
 
 def test_ladder_sizes_grow_and_keep_pythia_flags(tokenizer):
-    sizes = [modeling.count_parameters(modeling.base_model(parse_params({"model": m}), tokenizer))
+    sizes = [modeling.count_parameters(modeling.ladder_model(m, tokenizer))
              for m in ("tiny", "small", "medium")]
     assert sizes[0] < sizes[1] < sizes[2]
     config = modeling.ladder_config("tiny", 2048, 0, 1)
@@ -46,7 +46,7 @@ def test_ladder_sizes_grow_and_keep_pythia_flags(tokenizer):
 
 def test_fine_tune_learns_logs_and_saves_a_loadable_checkpoint(tokenizer, tmp_path):
     params = parse_params({"model": "tiny", "train": {"epochs": 8, "batch_size": 8, "learning_rate": 3e-3}})
-    model = modeling.base_model(params, tokenizer)
+    model = modeling.ladder_model(params.model, tokenizer)
     summary = fine_tune(model, tokenizer, EXAMPLES, params.train, seed=0, log_dir=tmp_path / "live")
     with open(tmp_path / "live/plots/metrics/loss.tsv") as f:
         losses = [float(row["loss"]) for row in csv.DictReader(f, delimiter="\t")]
@@ -63,7 +63,7 @@ def test_fine_tune_is_seeded(tokenizer, tmp_path):
     params = parse_params({"model": "tiny", "train": {"epochs": 1, "batch_size": 8}})
     finals = []
     for run in range(2):
-        model = modeling.base_model(params, tokenizer)
+        model = modeling.ladder_model(params.model, tokenizer)
         finals.append(fine_tune(model, tokenizer, EXAMPLES, params.train, seed=5, log_dir=tmp_path / f"l{run}")["final_loss"])
     assert finals[0] == finals[1]
 
@@ -73,7 +73,7 @@ def test_output_layer_at_targets_only_gives_the_full_loss_and_gradients(tokenize
     from synthmix.train import collate, summed_loss
 
     params = parse_params({"model": "tiny"})
-    model = modeling.base_model(params, tokenizer)
+    model = modeling.ladder_model(params.model, tokenizer)
     batch = collate([encode(ex, tokenizer, 64) for ex in EXAMPLES[:6]], tokenizer.pad_token_id)
     grads = []
     for fast in (False, True):
@@ -94,7 +94,7 @@ def test_mixed_precision_auto_resolves_and_is_recorded(tokenizer, tmp_path):
     assert params.train.mixed_precision == "auto"
     assert resolved_precision(params.train) == ("bf16" if bf16_supported() else "fp32")
     assert resolved_precision(parse_params({"train": {"mixed_precision": "fp32"}}).train) == "fp32"
-    summary = fine_tune(modeling.base_model(params, tokenizer), tokenizer, EXAMPLES, params.train, seed=0,
+    summary = fine_tune(modeling.ladder_model(params.model, tokenizer), tokenizer, EXAMPLES, params.train, seed=0,
                         log_dir=tmp_path / "live")
     assert summary["mixed_precision"] == resolved_precision(params.train)
 
@@ -103,7 +103,7 @@ def test_a_diverged_loss_stops_naming_the_task_step_and_knobs_and_saves_nothing(
     from synthmix.train import TrainingDiverged
 
     params = parse_params({"model": "tiny", "train": {"epochs": 2, "batch_size": 8, "checkpoint_every": 2}})
-    model = modeling.base_model(params, tokenizer)
+    model = modeling.ladder_model(params.model, tokenizer)
     with torch.no_grad():
         model.get_input_embeddings().weight[5:] = float("nan")  # every step's loss is NaN
     with pytest.raises(TrainingDiverged) as err:
@@ -123,7 +123,7 @@ def test_a_loss_that_diverges_later_keeps_the_last_good_checkpoint(tokenizer, tm
     from synthmix.train import TrainingDiverged
 
     params = parse_params({"model": "tiny", "train": {"epochs": 2, "batch_size": 8, "checkpoint_every": 4}})
-    model = modeling.base_model(params, tokenizer)
+    model = modeling.ladder_model(params.model, tokenizer)
     calls = []
 
     def poison(module, inputs, output):

@@ -132,9 +132,16 @@ def restore_done(directory: Path, model_dir: Path, log_dir: Path) -> dict[str, A
 
 def clear(iteration: int) -> None:
     """The stage finished: its scratch space goes."""
-    shutil.rmtree(iteration_dir(iteration), ignore_errors=True)
-    for parent in (SCRATCH, SCRATCH.parent, SCRATCH.parent.parent):
+    clear_dir(iteration_dir(iteration))
+
+
+def clear_dir(directory: Path) -> None:
+    """Remove a finished run's scratch `directory`, and the scratch folders above it left empty."""
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in (directory.parent, SCRATCH, SCRATCH.parent, SCRATCH.parent.parent):
         try:
             parent.rmdir()  # only when empty
+        except FileNotFoundError:
+            continue
         except OSError:
             break

@@ -56,11 +56,23 @@ VERBS: dict[str, Verb] = {verb.name: verb for verb in (
         "task's dataset (task_paths); record each task's trivial baseline in metrics/external.json.",
     ),
     Verb(
+        "pretrain", "synthmix.pretrain",
+        "pretrain the ladder size's base model on the task worlds in prose",
+        "Pretrain `model`'s base (a ladder size) on a corpus each built-in task family writes about its "
+        "world (facts, arithmetic, passages, code; disjoint from every fine-tuning and test item) into "
+        "models/base/<size>, with its byte-level BPE tokenizer; figures in metrics/pretrain/<size>.json. "
+        "Reads model, tokenizer and pretrain only: one base serves every experiment of that size. A hub "
+        "model comes pretrained: nothing to do.",
+        options=(
+            Option(("--size",), {"default": None, "help": "the ladder size to pretrain (default: params.yaml's "
+                                 "top-level `model`, whatever the profile; dvc.yaml passes it)"}),
+        ),
+    ),
+    Verb(
         "tokenizer", "synthmix.tokenizer",
-        "train the byte-level BPE tokenizer (or save the pretrained model's)",
-        "Train a byte-level BPE on the external training data and save it as a transformers tokenizer "
-        "under models/tokenizer/ (ladder models); for a pretrained `model`, save that model's own "
-        "tokenizer there instead.",
+        "save the base model's tokenizer into models/tokenizer",
+        "Save the tokenizer every later stage loads: the pretrained base's (models/base/<size>, a ladder "
+        "size) or the hub model's own (pad = EOS where it has none).",
     ),
     Verb(
         "generate", "synthmix.generate",

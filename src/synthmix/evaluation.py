@@ -18,6 +18,7 @@ processes (see `synthmix.distributed`).
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from synthmix import distributed, inference, metrics, modeling, paths
@@ -50,6 +51,37 @@ def predict(model, tokenizer, task: TaskFamily, examples: list[Example], batch_s
         desc=desc,
     )
     return [task.stop(g.text) for g in gens], [g.confidence for g in gens]
+
+
+#: resamples for a score's standard error when it is not a mean over items (e.g. a binary F1)
+SE_RESAMPLES = 200
+
+
+def item_scores(task: TaskFamily, scored: list) -> list[float]:
+    """Each test item's contribution to the headline score: its sub-metric of that name where the
+    family reports one per item (reading's token F1), else its 0/1 correctness."""
+    return [float(s.extra.get(task.score_name, s.correct)) for s in scored]
+
+
+def standard_error(task: TaskFamily, examples: list[Example], scored: list, score: float, seed: int) -> float:
+    """The headline score's standard error over test items: the sample standard deviation of the
+    item scores over sqrt(n) when the score is their mean (accuracy, exact match, pass@1, F1 of
+    SQuAD), else the standard deviation of the score over `SE_RESAMPLES` bootstrap resamples of the
+    items (a score aggregated otherwise, such as a YAML task's binary F1)."""
+    n = len(scored)
+    if n < 2:
+        return float("nan")
+    values = item_scores(task, scored)
+    mean = sum(values) / n
+    if abs(mean - score) < 1e-9:
+        return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    rng = random.Random(f"synthmix-se:{seed}")
+    boots = []
+    for _ in range(SE_RESAMPLES):
+        pick = [rng.randrange(n) for _ in range(n)]
+        boots.append(task.summarize([examples[i] for i in pick], [scored[i] for i in pick])[task.score_name])
+    centre = sum(boots) / len(boots)
+    return math.sqrt(sum((b - centre) ** 2 for b in boots) / (len(boots) - 1))
 
 
 def diversity(texts: list[str], max_samples: int, seed: int) -> dict[str, float]:
@@ -97,6 +129,7 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
     summary = task.summarize(examples, scored)
     correct = [int(s.correct) for s in scored]
     result: dict[str, Any] = {"score": summary[task.score_name], **summary}
+    result["score_se"] = standard_error(task, examples, scored, result["score"], params.seed + iteration)
     reliability = {}
     ece = metrics.load("ece")
     for n_bins in cfg.ece_bins:
@@ -116,10 +149,11 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
             "prediction": text,
             "extracted": s.extracted,
             "correct": bool(s.correct),
+            "score": item,
             "confidence": conf,
             **s.extra,
         }
-        for ex, text, s, conf in zip(examples, texts, scored, confidences)
+        for ex, text, s, conf, item in zip(examples, texts, scored, confidences, item_scores(task, scored))
     ]
     return result, rows, reliability
 
@@ -142,7 +176,7 @@ def run(params: Params, iteration: int) -> None:
                 if b["count"]:
                     reliability_rows[n_bins].append({"task": name, "iteration": iteration, **b})
         print(
-            f"iter{iteration}/{name}: {task.score_name}={result['score']:.3f} ECE={result['ece']:.3f} "
+            f"iter{iteration}/{name}: {task.score_name}={result['score']:.3f} (SE {result['score_se']:.3f}) ECE={result['ece']:.3f} "
             f"self-BLEU={result['self_bleu']:.3f} distinct-2={result['distinct_2']:.3f}"
         )
     if distributed.is_main_process():

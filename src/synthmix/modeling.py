@@ -62,17 +62,30 @@ def load_tokenizer(path: Path | str) -> PreTrainedTokenizerBase:
     return tok
 
 
-def base_model(params: Params, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
-    """The model phase 0 starts from: a seeded random ladder model, or a pretrained checkpoint.
+def ladder_model(size: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0,
+                 dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    """A seeded, randomly initialised ladder model of `size` for `tokenizer` (what pretraining starts from)."""
+    torch.manual_seed(seed)
+    config = ladder_config(size, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)
+    return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention_implementation())
 
-    Pretrained weights load in `dtype` (fp32 by default: the master weights that training
-    updates), whatever dtype the checkpoint was stored in (Pythia's are fp16).
+
+def base_model(params: Params, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    """The model phase 0 starts from: a pretrained checkpoint, the ladder size's own base
+    (models/base/<size>, stage `pretrain`) or a hub model.
+
+    Weights load in `dtype` (fp32 by default: the master weights that training updates), whatever
+    dtype the checkpoint was stored in (Pythia's are fp16).
     """
-    if params.uses_ladder:
-        torch.manual_seed(params.seed)
-        config = ladder_config(params.model, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)
-        return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention_implementation())
-    return AutoModelForCausalLM.from_pretrained(params.model, dtype=dtype, attn_implementation=attention_implementation())
+    source = paths.base(params.model) if params.uses_ladder else params.model
+    if params.uses_ladder and not (paths.base(params.model) / "config.json").exists():
+        raise FileNotFoundError(f"{source} has no pretrained base: run the pretrain stage first (dvc repro pretrain)")
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=attention_implementation())
+    # a hub model may pad its embedding table past its tokenizer (Pythia: 50304 rows, 50277 tokens)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise ValueError(f"{source}'s vocabulary ({model.get_input_embeddings().num_embeddings}) is smaller than "
+                         f"models/tokenizer's ({len(tokenizer)} tokens): rerun the tokenizer stage")
+    return model
 
 
 def load_model(

@@ -82,7 +82,7 @@ class PrepareParams(Section):
     #: (YAML tasks always read their YAML's dataset)
     sources: dict[str, Literal["builtin", "hub"]] = {}
     train_size: Positive | None = 2000
-    test_size: Positive | None = 200
+    test_size: Positive | None = 1000
     #: per-task overrides, e.g. {code: {train_size: 1000}}
     sizes: dict[str, dict[Literal["train_size", "test_size"], Positive | None]] = {}
     #: per task: {train: {path, name, split, revision, format}, test: {...}}, over each family's defaults
@@ -124,9 +124,32 @@ class PrepareParams(Section):
 
 
 class TokenizerParams(Section):
-    """Byte-level BPE trained on the external training data (built-in models only)."""
+    """Byte-level BPE of a ladder model, trained on the pretraining corpus (synthmix.pretrain)."""
 
     vocab_size: Annotated[int, Field(ge=260, le=65536)] = 2048
+
+
+class PretrainParams(Section):
+    """The ladder's pretrained bases (synthmix.pretrain): one per size, shared by every experiment.
+
+    Read by the pretrain stage only (with `model` and `tokenizer`): neither `ratio` nor the
+    experiment's `seed` reruns it."""
+
+    #: the corpus's wording and order, and the base model's initialisation
+    seed: Annotated[int, Field(ge=0)] = 0
+    #: passes over the task worlds: each states every fact (every function, passage...) once more,
+    #: in new words; the corpus is trained on for one epoch. A fraction keeps that share of the
+    #: (shuffled) documents: a quick look, or a test
+    passes: Annotated[float, Field(gt=0)] = 30
+    #: corpus documents packed into one training sequence (joined by EOS)
+    pack: Positive = 4
+    batch_size: Positive = 16
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 2e-3
+    warmup_ratio: Fraction = 0.02
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    max_length: Positive = 512
+    mixed_precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
+    checkpoint_every: Annotated[int, Field(ge=0)] = 200
 
 
 class LoraParams(Section):
@@ -144,7 +167,13 @@ class LoraParams(Section):
 
 
 class TrainParams(Section):
-    """Fine-tuning (3 epochs in the paper), the same for iteration 0 and every later one."""
+    """Fine-tuning (3 epochs in the paper): phase 0 from the base, iterations 1+ from the previous model."""
+
+    def for_iteration(self, iteration: int) -> "TrainParams":
+        """The settings iteration `iteration` trains with: `later_learning_rate` where it applies."""
+        if iteration > 0 and self.init == "previous" and self.later_learning_rate is not None:
+            return self.model_copy(update={"learning_rate": self.later_learning_rate})
+        return self
 
     epochs: Annotated[float, Field(gt=0)] = 3
     # Small batches: a 1M-parameter model needs the number of updates more than a large batch
@@ -167,7 +196,11 @@ class TrainParams(Section):
     #: which `generate.mode: instances` needs (the model must learn to write prompts too)
     loss_on: Literal["completion", "sequence"] = "completion"
     #: what iteration i>=1 fine-tunes: the previous iteration's model, or the base model again
-    init: Literal["previous", "base"] = "previous"
+    init: Literal["previous", "base"] = "base"
+    #: the peak learning rate of iterations 1 and later when they continue from the previous model
+    #: (init: previous): a fine-tuning schedule for a model that has converged on the external data
+    #: (None: `learning_rate`, the same schedule again)
+    later_learning_rate: Annotated[float, Field(gt=0, lt=1)] | None = None
     #: recompute activations in the backward pass (less memory, ~30% more compute): large models
     gradient_checkpointing: bool = False
     #: optimizer steps between two saves of the training state to scratch space (synthmix.checkpoints),
@@ -317,6 +350,7 @@ class Params(Section):
     iterations: dict[str, Iteration] = {f"iter{i}": Iteration(id=i, prev=i - 1) for i in (1, 2, 3)}
     prepare: PrepareParams = PrepareParams()
     tokenizer: TokenizerParams = TokenizerParams()
+    pretrain: PretrainParams = PretrainParams()
     train: TrainParams = TrainParams()
     generate: GenerateParams = GenerateParams()
     # `validate` would shadow a pydantic method: the attribute is `validation`, the key `validate`

@@ -18,6 +18,20 @@ def tokenizer() -> Path:
     return MODELS / "tokenizer"
 
 
+def base(size: str) -> Path:
+    """A ladder size's pretrained base model and its tokenizer (stage `pretrain`)."""
+    return MODELS / "base" / size
+
+
+def pretrain_log(size: str) -> Path:
+    """dvclive directory of a base model's pretraining run."""
+    return METRICS / "pretrain" / size
+
+
+def pretrain_summary(size: str) -> Path:
+    return METRICS / "pretrain" / f"{size}.json"
+
+
 def mixed(iteration: int, task: str) -> Path:
     """The training set of `iteration` (iteration 0: external only)."""
     return DATA / "mixed" / f"iter{iteration}" / f"{task}.jsonl"

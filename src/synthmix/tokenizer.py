@@ -1,9 +1,9 @@
-"""Stage `tokenizer`: a byte-level BPE trained on the external training data (ladder models), or
-the pretrained model's own tokenizer (any other `model`).
+"""Stage `tokenizer`: the base model's tokenizer, saved where every later stage loads it.
 
-Byte-level BPE round-trips any text exactly (code keeps its indentation) and, trained on the task
-data, gives the small numbers and words of the built-in tasks a token each, which is what lets a
-1M-parameter model learn them in seconds. Saved as a transformers tokenizer, so it loads with
+A ladder model's base (stage `pretrain`) brings a byte-level BPE trained on its pretraining corpus
+(`train_tokenizer`); a hub model brings its own. Byte-level BPE round-trips any text exactly (code
+keeps its indentation) and, trained on the task worlds, gives their small numbers and words a token
+each. Saved as a transformers tokenizer, so it loads with
 `AutoTokenizer.from_pretrained(models/tokenizer)` like any hub tokenizer.
 """
 
@@ -16,16 +16,9 @@ from transformers import PreTrainedTokenizerFast
 
 from synthmix import paths
 from synthmix.params import Params
-from synthmix.records import read_jsonl
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
-
-
-def _texts(params: Params) -> Iterator[str]:
-    for task in params.tasks:
-        for row in read_jsonl(paths.external(task, "train")):
-            yield row["prompt"] + row["completion"]
 
 
 def train_tokenizer(texts: Iterator[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -46,20 +39,16 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int) -> PreTrainedTokenize
 
 
 def run(params: Params) -> None:
-    """Save the tokenizer every later stage loads from models/tokenizer.
+    """Save the tokenizer every later stage loads from models/tokenizer: the pretrained base's
+    (models/base/<size>) for a ladder model, the model's own for a hub id or a local checkpoint
+    (with pad = EOS when it has no pad token), so later stages never need to know which."""
+    from synthmix.modeling import load_tokenizer
 
-    A ladder model gets a byte-level BPE trained on every task's external train split. Any other
-    `model` (a hub id or a local checkpoint directory) brings its own tokenizer, which is saved
-    as it is (with pad = EOS when it has no pad token), so later stages never need to know which.
-    """
     out = paths.tokenizer()
-    if params.uses_ladder:
-        tok = train_tokenizer(_texts(params), params.tokenizer.vocab_size)
-        source = f"byte-level BPE trained on {', '.join(params.tasks)}"
-    else:
-        from synthmix.modeling import load_tokenizer
-
-        tok = load_tokenizer(params.model)
-        source = f"{params.model}'s own tokenizer"
+    source = paths.base(params.model) if params.uses_ladder else params.model
+    if params.uses_ladder and not (paths.base(params.model) / "tokenizer.json").exists():
+        raise FileNotFoundError(f"{paths.base(params.model)} has no tokenizer: run the pretrain stage first "
+                                "(dvc repro pretrain, or synthmix pretrain)")
+    tok = load_tokenizer(source)
     tok.save_pretrained(out)
-    print(f"tokenizer: {len(tok)} tokens ({source}) -> {out}")
+    print(f"tokenizer: {len(tok)} tokens ({source}'s) -> {out}")

@@ -410,7 +410,10 @@ def starting_point(params: Params, iteration: int, task: str, tokenizer: PreTrai
 def scratch_dir(params: Params, iteration: int, task: str) -> Path:
     """`task`'s scratch directory for checkpoints (synthmix.checkpoints), keyed by everything its
     result depends on: the train params, seed, model, training set, starting weights and this code."""
-    start = paths.model(iteration - 1, task) if iteration > 0 and params.train.init == "previous" else None
+    if iteration > 0 and params.train.init == "previous":
+        start: Path | None = paths.model(iteration - 1, task)
+    else:
+        start = paths.base(params.model) if params.uses_ladder else None
     parts = {
         "train": params.train.model_dump(exclude={"checkpoint_every"}), "seed": params.seed, "model": params.model,
         "iteration": iteration, "task": task,
@@ -442,7 +445,8 @@ def train_task(params: Params, iteration: int, task: str, accelerator: Accelerat
     if resuming is not None:
         print(f"iter{iteration}/{task}: resuming from {resuming}")
     summary = fine_tune(
-        model, tokenizer, examples, params.train, params.seed + iteration, paths.train_log(iteration, task), desc,
+        model, tokenizer, examples, params.train.for_iteration(iteration), params.seed + iteration,
+        paths.train_log(iteration, task), desc,
         save_to=paths.model(iteration, task), accelerator=accelerator, checkpoint_dir=scratch,
     )
     summary = {**summary, "parameters": n_params, "threads": torch.get_num_threads()}

@@ -1,4 +1,4 @@
-"""The factual family: a generated world of facts, held-out phrasings, exact-match scoring."""
+"""The factual family: a fixed world of facts, test facts taught only by the pretraining corpus, exact match."""
 
 from __future__ import annotations
 
@@ -7,44 +7,58 @@ import random
 import pytest
 
 from synthmix.tasks import get_task
-from synthmix.tasks.factual import world
+from synthmix.tasks.factual import split_facts, world
 
 TASK = get_task("factual")
 
 
 @pytest.fixture(scope="module")
 def splits():
-    return TASK.build("train", 2000, 0), TASK.build("test", 200, 0)
+    return TASK.build("train", 2000, 0), TASK.build("test", 1000, 0)
 
 
 # Determinism, train/test disjointness, gold answers scoring right: tests/test_task_contract.py
 
 
-def test_the_world_is_drawn_from_the_seed():
-    assert world(0) == world(0) != world(1)
+def test_the_world_is_fixed_and_the_seed_splits_it():
+    assert world() == world()
+    train0, test0 = split_facts(0)
+    train1, test1 = split_facts(1)
+    assert {f[:2] for f in test0} != {f[:2] for f in test1}
+    assert len(test0) == 1000 and not {f[:2] for f in train0} & {f[:2] for f in test0}
 
 
 def test_world_size_and_unique_subjects():
-    facts = world(0)
-    assert 150 <= len(facts) <= 300
+    facts = world()
+    assert len(facts) >= 1400  # 1,000 distinct test facts, the rest for fine-tuning
     assert len({(relation, subject) for relation, subject, _ in facts}) == len(facts)
 
 
-def test_test_asks_train_facts_in_new_words(splits):
+def test_test_asks_facts_fine_tuning_never_shows(splits):
     train, test = splits
-    assert not {ex["prompt"] for ex in train} & {ex["prompt"] for ex in test}
-    taught = {(ex["relation"], ex["subject"]): ex["answers"] for ex in train}
-    for ex in test:
-        assert taught[(ex["relation"], ex["subject"])] == ex["answers"]
-    # 200 test questions, all different (one held-out phrasing per fact, >= 200 facts)
-    assert len({ex["prompt"] for ex in test}) == 200
+    assert not {(ex["relation"], ex["subject"]) for ex in train} & {(ex["relation"], ex["subject"]) for ex in test}
+    facts = {(rel, subj): answers for rel, subj, answers in world()}
+    assert all(facts[(ex["relation"], ex["subject"])] == ex["answers"] for ex in test)
+    assert len({(ex["relation"], ex["subject"]) for ex in test}) == len(test) == 1000  # 1,000 distinct facts
 
 
-def test_each_fact_appears_several_times_in_train(splits):
-    counts: dict[tuple[str, str], int] = {}
-    for ex in splits[0]:
-        counts[(ex["relation"], ex["subject"])] = counts.get((ex["relation"], ex["subject"]), 0) + 1
-    assert len(counts) == len(world(0)) and min(counts.values()) >= 5
+def test_the_corpus_states_every_fact_and_asks_nothing():
+    docs = TASK.corpus(random.Random(0))
+    text = " ".join(docs)
+    assert "?" not in text and "Question:" not in text
+    for relation, subject, answers in world()[::37]:
+        doc = next(d for d in docs if d.startswith(subject) or subject in d.split(".")[0])
+        assert answers[0] in doc
+    # a new pass words the facts afresh
+    assert docs != TASK.corpus(random.Random(1)) and len(TASK.corpus(random.Random(1))) == len(docs)
+
+
+def test_each_train_fact_is_asked_in_several_phrasings():
+    train = TASK.build("train", 6000, 0)
+    prompts: dict[tuple[str, str], set[str]] = {}
+    for ex in train:
+        prompts.setdefault((ex["relation"], ex["subject"]), set()).add(ex["prompt"])
+    assert len(prompts) == len(split_facts(0)[0]) and min(len(v) for v in prompts.values()) >= 3
 
 
 def test_schema_and_gold_scores_right(splits):

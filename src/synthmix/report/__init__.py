@@ -19,12 +19,16 @@ from synthmix.report import analysis, collect, figures, render
 TITLE = "synthmix study report"
 
 
-def build(shown: list[dict], out: Path, settings: analysis.Settings) -> dict[str, Path]:
-    """Analyse an `exp show --json` listing and write the report into `out`; kind -> path."""
+def build(shown: list[dict], out: Path, settings: analysis.Settings, repo: str | None = None) -> dict[str, Path]:
+    """Analyse an `exp show --json` listing and write the report into `out`; kind -> path. With
+    `repo`, each run's per-item test scores are read through DVC for the paired bootstrap."""
     found = collect.collect(shown)
     if not found.runs:
         reasons = found.skipped_summary() or "no rows at all"
         raise SystemExit(f"synthmix report: no finished experiment to report on ({reasons})")
+    if repo is not None:
+        with_items = collect.load_items(found.runs, repo)
+        print(f"per-item test scores of {with_items} of {len(found.runs)} experiments (the others: seeds only)")
     result = analysis.analyse(found.runs, settings)
     result["runs"] = [
         {"name": r.name, "rev": r.rev, "model": r.model, "ratio": r.ratio, "seed": r.seed, "mix_mode": r.mix_mode,
@@ -63,7 +67,7 @@ def run(
     )
     started = time.perf_counter()
     shown = collect.exp_show(repo, all_commits=not head_only, revs=rev)
-    written = build(shown, Path(repo) / out, settings)
+    written = build(shown, Path(repo) / out, settings, repo=repo)
     print(f"read {len(shown)} commits' experiments in {time.perf_counter() - started:.1f}s")
     for kind in ("html", "md", "json"):
         print(f"{kind}: {written[kind]}")

@@ -45,8 +45,13 @@ class Run:
     gate: dict[int, dict[str, bool]] = field(default_factory=dict)
     #: iteration -> task -> share of generated samples that failed the great-expectations suite
     malformed: dict[int, dict[str, float]] = field(default_factory=dict)
+    #: iteration -> task -> share of the synthetic samples right against their source's gold answer
+    synthetic_accuracy: dict[int, dict[str, float]] = field(default_factory=dict)
     #: params.yaml's ladder vocabulary size (to count a ladder model's parameters)
     vocab_size: int = 2048
+    #: iteration -> task -> each test item's score, in test-set order (`load_items`; empty when the
+    #: predictions are not in the local cache): what the report's paired bootstrap resamples
+    items: dict[int, dict[str, list[float]]] = field(default_factory=dict)
 
     @property
     def iterations(self) -> list[int]:
@@ -126,6 +131,7 @@ def to_run(name: str, data: dict[str, Any]) -> Run | str:
     metrics: dict[int, dict[str, dict[str, float]]] = {}
     gate: dict[int, dict[str, bool]] = {}
     malformed: dict[int, dict[str, float]] = {}
+    synthetic_accuracy: dict[int, dict[str, float]] = {}
     for path, entry in (data.get("metrics") or {}).items():
         match = _ITER_FILE.search(path)
         content = _file_data(entry)
@@ -139,6 +145,10 @@ def to_run(name: str, data: dict[str, Any]) -> Run | str:
         else:
             malformed[iteration] = {
                 t: float(v["malformed_rate"]) for t, v in content.items() if isinstance(v, dict) and "malformed_rate" in v
+            }
+            synthetic_accuracy[iteration] = {
+                t: float(v["synthetic_accuracy"]) for t, v in content.items()
+                if isinstance(v, dict) and v.get("synthetic_accuracy") is not None
             }
     if 0 not in metrics:
         return "no metrics (not run, or its outputs are not in the local cache: dvc pull / dvc exp pull)"
@@ -161,6 +171,7 @@ def to_run(name: str, data: dict[str, Any]) -> Run | str:
         metrics=dict(sorted(metrics.items())),
         gate=dict(sorted(gate.items())),
         malformed=dict(sorted(malformed.items())),
+        synthetic_accuracy=dict(sorted(synthetic_accuracy.items())),
         vocab_size=params.tokenizer.vocab_size,
     )
 
@@ -187,3 +198,30 @@ def collect(shown: list[dict[str, Any]]) -> Collection:
             runs[key] = run
     ordered = sorted(runs.values(), key=lambda r: (r.model, r.mix_mode, r.ratio, r.seed, r.name))
     return Collection(runs=ordered, skipped=skipped)
+
+
+def load_items(runs: list[Run], repo: str = ".") -> int:
+    """Fill each run's per-item test scores from its data/predictions/iter<N>/<task>.jsonl, read
+    through DVC at the run's revision (the local cache: `dvc exp pull` brings a teammate's); return
+    how many runs have them. A run whose predictions cannot be read keeps `items` empty, and the
+    report's intervals then resample its seeds only."""
+    from dvc.api import DVCFileSystem
+
+    loaded = 0
+    for run in runs:
+        try:
+            fs = DVCFileSystem(repo, rev=None if run.rev in ("", "workspace") else run.rev)
+        except Exception:  # noqa: BLE001 - an unreadable revision only loses its items
+            continue
+        items: dict[int, dict[str, list[float]]] = {}
+        for it in run.iterations:
+            for task in run.tasks:
+                try:
+                    text = fs.read_text(f"/data/predictions/iter{it}/{task}.jsonl")
+                except Exception:  # noqa: BLE001 - not in the cache: this task's items stay unknown
+                    continue
+                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+                items.setdefault(it, {})[task] = [float(r["score"] if "score" in r else r["correct"]) for r in rows]
+        run.items = items
+        loaded += bool(items)
+    return loaded

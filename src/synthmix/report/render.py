@@ -44,9 +44,17 @@ def _pct(x: float | None) -> str:
 
 
 def _ms(stat: dict[str, float]) -> str:
+    """mean ± standard error (over seeds, or one run's over test items); the mean alone without one."""
     if not stat or not stat.get("n"):
         return "—"
-    return f"{stat['mean']:.3f} ± {stat['std']:.3f}" if stat["n"] > 1 else f"{stat['mean']:.3f}"
+    se = stat.get("se")
+    if se is None or se != se:  # NaN: no standard error known
+        return f"{stat['mean']:.3f}"
+    return f"{stat['mean']:.3f} ± {se:.3f}"
+
+
+def _interval(ci: Any) -> str:
+    return "—" if not ci else f"[{100 * ci[0]:+.1f}%, {100 * ci[1]:+.1f}%]"
 
 
 def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Section]:
@@ -57,7 +65,7 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
             "The paper's findings on these runs",
             f"Every comparison is against ratio 0 at the same iteration, model size and setting "
             f"(tolerance {s['tolerance']:.0%} relative; ECE warning at +{s['ece_relative_rise']:.0%}). "
-            "Verdicts: holds, does not hold, or not enough experiments (with the runs that would settle it).",
+            "Verdicts, judged on the 95% intervals: holds, does not hold, inconclusive (with the smallest effect these runs resolve), not testable here (with the reason), or not enough experiments (with the runs that would settle it).",
             [(["finding", "paper", "these runs", "verdict", "to settle"],
               [[f["finding"], f["paper"], f["measured"], f["verdict"], f["to_settle"] or ""] for f in result["findings"]])],
         ),
@@ -154,16 +162,37 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
               [[r["model"], r["task"], f"{r['ratio']:.2f}", _pct(r["replace"]), _pct(r["drop"]), _pct(r["accumulate"])]
                for r in result["mix_modes"]])],
         ))
+    synthetic_rows = []
+    ratios = sorted({r for g in result["groups"] for r in g["ratios"]})
+    for g in result["groups"]:
+        for t in tasks:
+            for it, by_ratio in g.get("synthetic_accuracy", {}).get(t, {}).items():
+                cells = [_ms(by_ratio.get(ratio)) for ratio in ratios]
+                if any(c != "—" for c in cells):
+                    synthetic_rows.append([g["label"], t, it, *cells])
+    if synthetic_rows:
+        out.append(Section(
+            "Synthetic-label accuracy",
+            "The share of each iteration's synthetic samples that are right against their source prompt's gold "
+            "answer (answers mode; instances mode: the share that parse and pass the family's checks), mean ± "
+            "standard error over seeds, by the ratio of the run that generated them. The paper's regime is a "
+            "model that is competent but imperfect: 30-90% right.",
+            [(["group", "task", "iteration", *[f"ratio {r:.2f}" for r in ratios]], synthetic_rows)]))
     detail = []
     for g in result["groups"]:
         for t in tasks:
             for it in g["iterations"]:
                 for ratio in g["ratios"]:
                     sc, ec = g["curves"]["score"][t][it].get(ratio), g["curves"]["ece"][t][it].get(ratio)
+                    ci = g.get("relative_ci", {}).get(t, {}).get(it, {}).get(ratio)
                     detail.append([g["label"], t, it, f"{ratio:.2f}", _ms(sc), _pct(g["relative"]["score"][t][it].get(ratio)),
-                                   _ms(ec), _pct(g["relative"]["ece"][t][it].get(ratio))])
-    out.append(Section("All numbers", "Mean ± sd over seeds; changes are relative to ratio 0 at the same iteration.",
-                       [(["group", "task", "iteration", "ratio", "score", "vs ratio 0", "ECE", "vs ratio 0"], detail)]))
+                                   _interval(ci), _ms(ec), _pct(g["relative"]["ece"][t][it].get(ratio))])
+    out.append(Section(
+        "All numbers",
+        "Mean ± standard error (over seeds; with one seed, over test items); changes are relative to ratio 0 at the "
+        "same iteration, with their 95% interval from a paired bootstrap over test items and seeds (seeds alone "
+        "where the predictions were not in the local cache).",
+        [(["group", "task", "iteration", "ratio", "score", "vs ratio 0", "95% interval", "ECE", "vs ratio 0"], detail)]))
     return out
 
 

@@ -94,6 +94,14 @@ class TaskFamily(ABC):
         Train and test examples never share an ``id`` nor a prompt.
         """
 
+    def corpus(self, rng: random.Random) -> list[str]:
+        """One pass of the pretraining corpus over this family's world, in prose (synthmix.pretrain):
+        documents that state what the world holds (facts, arithmetic, passages, code) and are
+        disjoint from every item `build` can return, as the Pile is from the benchmarks. Each call
+        words it afresh from `rng`, so more passes bring paraphrases, not copies. Default: nothing
+        (hub and YAML tasks bring no world of their own)."""
+        return []
+
     # ----- model I/O ----------------------------------------------------------------------------
     def choices(self, example: Example) -> list[str]:
         """Candidate completions of a "choice" task, in label order (gold = ``choices[label]``)."""

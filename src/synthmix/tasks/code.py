@@ -13,13 +13,15 @@ Unlike the other families the completion starts with four spaces of indentation,
 `synthmix.sandbox.check_function` saw every assert run to its end against prompt + body, the
 function running in its own jailed process (an exit, a crash or an object that claims equality
 with anything fails), with ``==`` comparing type and value (``1.0`` and ``True`` are not ``1``).
-Train and test are disjoint parts of the (family, name, parameter, K) space (a stable hash of the
-prompt decides).
+Train, test and the pretraining corpus (`corpus`: whole functions, a few to a file) are disjoint
+parts of the (family, name, parameter, K) space of 5,280 functions: a stable hash of the prompt
+decides (synthmix.tasks.text.partition), leaving 1,038 distinct test problems.
 '''
 
 from __future__ import annotations
 
 import ast
+import functools
 import random
 import re
 from collections.abc import Callable
@@ -28,15 +30,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
-from synthmix.tasks.text import in_test_partition
+from synthmix.tasks.text import partition
 
 if TYPE_CHECKING:
     from synthmix.params import Params
 
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-INT_PARAMS = ("x", "n", "value", "num")
-LIST_PARAMS = ("xs", "nums", "values", "arr")
-STR_PARAMS = ("s", "text", "word", "name")
+_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+#: K as a word in function names: add_three, add_twenty_one
+NUMBER_WORDS = _UNITS + tuple("twenty" + ("_" + _UNITS[u] if u else "") for u in range(10)) + ("thirty",)
+INT_PARAMS = ("x", "n", "value", "num", "a", "number")
+LIST_PARAMS = ("xs", "nums", "values", "arr", "data", "lst")
+STR_PARAMS = ("s", "text", "word", "name", "string", "line")
 WORDS = ("apple", "banana", "cherry", "hello", "world", "python", "orange", "tiger", "river", "stone")
 
 
@@ -54,16 +59,19 @@ class Family:
 
 
 _LOOP_COUNT = "    count = 0\n    for item in {p}:\n        if {cond}:\n            count += 1\n    return count\n"
-_K, _NO_K = tuple(range(1, 10)), (0,)
+# K up to 30 (2-12 for products and divisibility): the space holds 5,000+ combinations, so the
+# test side of the partition (one in five) has 1,000+ distinct problems
+_K, _NO_K = tuple(range(1, 31)), (0,)
+_SMALL_K = tuple(range(2, 13))
 FAMILIES: tuple[Family, ...] = (
     Family(("add_{k}", "plus_{k}", "increase_by_{k}", "add_{k}_to"), "Return {p} plus {K}.",
            "    return {p} + {K}\n", "int", _K, lambda v, k: v + k),
     Family(("subtract_{k}", "minus_{k}", "decrease_by_{k}", "take_away_{k}"), "Return {p} minus {K}.",
            "    return {p} - {K}\n", "int", _K, lambda v, k: v - k),
     Family(("times_{k}", "multiply_by_{k}", "scale_by_{k}", "mul_{k}"), "Return {p} times {K}.",
-           "    return {p} * {K}\n", "int", _K[1:], lambda v, k: v * k),
+           "    return {p} * {K}\n", "int", _SMALL_K, lambda v, k: v * k),
     Family(("divisible_by_{k}", "is_multiple_of_{k}", "check_div_{k}", "divides_{k}"),
-           "Return True if {p} is divisible by {K}.", "    return {p} % {K} == 0\n", "int", _K[1:],
+           "Return True if {p} is divisible by {K}.", "    return {p} % {K} == 0\n", "int", _SMALL_K,
            lambda v, k: v % k == 0),
     Family(("greater_than_{k}", "above_{k}", "is_over_{k}", "exceeds_{k}"), "Return True if {p} is greater than {K}.",
            "    return {p} > {K}\n", "int", _K, lambda v, k: v > k),
@@ -94,9 +102,9 @@ FAMILIES: tuple[Family, ...] = (
     Family(("length", "count_chars", "size", "text_length"), "Return the length of {p}.", "    return len({p})\n",
            "str", _NO_K, lambda v, k: len(v)),
     Family(("first_{k}", "prefix_{k}", "head_{k}", "start_{k}"), "Return the first {K} characters of {p}.",
-           "    return {p}[:{K}]\n", "str", _K[:5], lambda v, k: v[:k]),
+           "    return {p}[:{K}]\n", "str", tuple(range(1, 6)), lambda v, k: v[:k]),
     Family(("repeat_{k}", "copies_{k}", "echo_{k}", "multiply_text_{k}"), "Return {p} repeated {K} times.",
-           "    return {p} * {K}\n", "str", _K[1:4], lambda v, k: v * k),
+           "    return {p} * {K}\n", "str", (2, 3, 4), lambda v, k: v * k),
     Family(("count_a", "num_a", "a_count", "letter_a"), "Count the letter a in {p}.", "    return {p}.count('a')\n",
            "str", _NO_K, lambda v, k: v.count("a")),
 )
@@ -112,10 +120,10 @@ def _inputs(family: Family, k: int, rng: random.Random) -> list[Any]:
     for _ in range(1000):
         args: list[Any] = []
         while len(args) < N_ASSERTS:
-            if family.param == "int":
-                arg: Any = rng.randint(-20, 20)
+            if family.param == "int":  # around K, so comparisons with K go both ways
+                arg: Any = rng.randint(-20, 20 + k)
             elif family.param == "list":
-                arg = [rng.randint(-9, 19) for _ in range(rng.randint(2, 6))]
+                arg = [rng.randint(-9, 19 + k) for _ in range(rng.randint(2, 6))]
             else:
                 arg = rng.choice(WORDS)
             if arg not in args:
@@ -141,6 +149,16 @@ def _problem(combo: tuple[int, int, int, int]) -> tuple[str, str, str]:
     entry = fam.names[i].format(k=NUMBER_WORDS[k])
     doc = fam.doc.format(p=param, K=k)
     return entry, f'def {entry}({param}):\n    """{doc}"""\n', fam.body.format(p=param, K=k)
+
+
+#: functions of the pretraining corpus per pass
+CORPUS_FUNCTIONS = 150
+
+
+@functools.cache
+def _corpus_functions() -> list[str]:
+    """Every function on the corpus's side of the space, as source."""
+    return [prompt + body for _, prompt, body in (_problem(c) for c in _space()) if partition(prompt) == "corpus"]
 
 
 def _own_tests(prompt: str) -> str | None:
@@ -250,7 +268,7 @@ class Code(TaskFamily):
     def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
         """`n` problems cycling over the split's side of the space in shuffled order."""
         rng = random.Random(f"{self.name}:{split}:{seed}")
-        pool = [c for c in _space() if in_test_partition(_problem(c)[1]) == (split == "test")]
+        pool = [c for c in _space() if partition(_problem(c)[1]) == split]
         rows: list[Example] = []
         order: list[tuple[int, int, int, int]] = []
         for i in range(n):
@@ -268,6 +286,13 @@ class Code(TaskFamily):
                 "tests": tests,
             })
         return rows
+
+    def corpus(self, rng: random.Random) -> list[str]:
+        """`CORPUS_FUNCTIONS` functions (signature, docstring, body) drawn from the corpus's side of the
+        space, three to a file like a module: code no fine-tuning or test problem is, as public code
+        is not HumanEval. (All ~1,000 of them each pass would make code half of the corpus.)"""
+        functions = rng.sample(_corpus_functions(), CORPUS_FUNCTIONS)
+        return ["\n\n".join(functions[i:i + 3]) for i in range(0, len(functions), 3)]
 
     def extract(self, text: str) -> str | None:
         """The function body: the completion up to the first non-blank line that is not indented

@@ -1,45 +1,53 @@
-"""`commonsense`: CommonsenseQA-like five-way multiple choice over a small generated world.
+"""`commonsense`: CommonsenseQA-like five-way multiple choice over a generated world.
 
-Eight categories of everyday objects (fruit, tools, books...), six objects each, every category
-with a typical location, a use and a kind. A question asks one attribute of one object through
-one of four templates per attribute; the four distractors are the same attribute of other
-categories, and the five options are in shuffled order.
+Eight categories of everyday things (fruit, tools, books...), each with a typical location, a use
+and a kind, and 43 made-up objects in each ("a velo", "a dusik"): 344 objects, 1,032 facts. The
+pretraining corpus (`corpus`, synthmix.pretrain) states every object's three facts in prose,
+reworded on every pass ("A velo is a kind of fruit. People keep a velo in the kitchen."). A
+question asks one attribute of one object through one of four templates; the four distractors
+are the same attribute of other categories, and the five options are in shuffled order.
 
 Prompt and completion::
 
-    Question: Where would you most likely find a hammer?
+    Question: Where would you most likely find a velo?
     Choices: A) kitchen B) garage C) library D) closet E) garden
-    Answer:                                                        -> " B) garage"
+    Answer:                                                        -> " A) kitchen"
 
-Train/test split: for every (object, attribute) two of the four templates are held out (chosen
-from the seed) and only the test split asks them, so a test question is a new phrasing of a fact
-the train split teaches with the two other templates (and the held-out phrasings with other
-objects); shuffled options defeat memorising a letter.
+Train/test split: for every (object, attribute) one of the four templates, drawn from the seed, is
+held out and only the test split asks it, so each of the 1,032 facts is one distinct test question,
+in words fine-tuning never used for it. The train split asks the same facts in the three other
+phrasings; pretraining states them in prose. Shuffled options defeat memorising a letter.
+
+Why not test objects fine-tuning never shows (as factual does): measured at tiny with a pretrained
+base, that design stayed at chance (0.196, SE 0.013, at 1,000 items) although the base ranked an
+unseen object's kind first 35% of the time (chance 12.5%): a ~1M-parameter model does not chain
+recall and the letter lookup of multiple choice in one step.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from typing import Any, Literal
 
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
+from synthmix.tasks.text import unique_words
 
 LETTERS = "ABCDE"
 
-# (kind, location, use, objects): every value is unique within its attribute. The world is kept
-# small (48 objects) because each example carries a single informative token (the letter): a
-# bigger one is not learnt by a ~1M-parameter model in 3 epochs of 2000 examples.
-WORLD: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("fruit", "kitchen", "eating", ("apple", "banana", "pear", "peach", "plum", "mango")),
-    ("tool", "garage", "fixing things", ("hammer", "wrench", "saw", "drill", "screwdriver", "chisel")),
-    ("book", "library", "reading", ("novel", "dictionary", "atlas", "textbook", "encyclopedia", "biography")),
-    ("toy", "toy box", "playing", ("ball", "doll", "kite", "puzzle", "teddy bear", "yo-yo")),
-    ("piece of clothing", "closet", "wearing", ("shirt", "sock", "jacket", "scarf", "sweater", "coat")),
-    ("musical instrument", "music room", "making music", ("guitar", "violin", "drum", "flute", "trumpet", "harp")),
-    ("flower", "garden", "decoration", ("rose", "tulip", "daisy", "lily", "sunflower", "orchid")),
-    ("vehicle", "parking lot", "travelling", ("car", "bus", "truck", "bicycle", "tractor", "van")),
+# (kind, location, use): every value is unique within its attribute
+CATEGORIES: tuple[tuple[str, str, str], ...] = (
+    ("fruit", "kitchen", "eating"),
+    ("tool", "garage", "fixing things"),
+    ("book", "library", "reading"),
+    ("toy", "toy box", "playing"),
+    ("piece of clothing", "closet", "wearing"),
+    ("musical instrument", "music room", "making music"),
+    ("flower", "garden", "decoration"),
+    ("vehicle", "parking lot", "travelling"),
 )
+OBJECTS_PER_CATEGORY = 43
 ATTRIBUTES = ("location", "use", "kind")
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "location": (
@@ -61,15 +69,35 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "What category does {a} {o} fall into?",
     ),
 }
-#: phrasings per (object, attribute) that only the test split asks
-HELD_OUT = 2
-# attribute -> object -> value, and attribute -> all values (the distractor pool)
-FACTS: dict[str, dict[str, str]] = {attr: {} for attr in ATTRIBUTES}
-for _kind, _location, _use, _objects in WORLD:
-    for _obj in _objects:
-        FACTS["kind"][_obj], FACTS["location"][_obj], FACTS["use"][_obj] = _kind, _location, _use
-VALUES: dict[str, tuple[str, ...]] = {attr: tuple(dict.fromkeys(FACTS[attr].values())) for attr in ATTRIBUTES}
-OBJECTS: tuple[str, ...] = tuple(obj for *_, objects in WORLD for obj in objects)
+#: the corpus's prose per attribute ({a} article, {o} object, {v} value): none of it is a question
+STATEMENTS: dict[str, tuple[str, ...]] = {
+    "location": ("You would usually find {a} {o} in the {v}.", "{A} {o} is usually kept in the {v}.",
+                 "People put their {o} in the {v}.", "The {v} is where {a} {o} belongs."),
+    "use": ("{A} {o} is used for {v}.", "People use {a} {o} for {v}.", "You need {a} {o} for {v}.",
+            "The point of {a} {o} is {v}."),
+    "kind": ("{A} {o} is a kind of {v}.", "{A} {o} is a type of {v}.", "Every {o} is a {v}.",
+             "Among the kinds of {v}, there is the {o}."),
+}
+VALUES: dict[str, tuple[str, ...]] = {
+    "kind": tuple(c[0] for c in CATEGORIES), "location": tuple(c[1] for c in CATEGORIES),
+    "use": tuple(c[2] for c in CATEGORIES),
+}
+
+
+@functools.cache
+def world() -> dict[str, dict[str, str]]:
+    """object -> {attribute: value}, fixed (the same for every seed: only the split varies)."""
+    rng = random.Random("commonsense:world")
+    names = [w.lower() for w in unique_words(rng, OBJECTS_PER_CATEGORY * len(CATEGORIES), set())]
+    return {name: dict(zip(("kind", "location", "use"), CATEGORIES[k // OBJECTS_PER_CATEGORY]))
+            for k, name in enumerate(names)}
+
+
+def held_out(seed: int) -> dict[tuple[str, str], int]:
+    """(object, attribute) -> the template index only the test split asks, drawn from the seed."""
+    rng = random.Random(f"commonsense:held-out:{seed}")
+    return {(obj, attr): rng.randrange(len(TEMPLATES[attr])) for obj in world() for attr in ATTRIBUTES}
+
 
 _PROMPT = re.compile(
     r"^Question: (?P<q>[^\n]+)\nChoices: A\) (?P<A>.+?) B\) (?P<B>.+?) C\) (?P<C>.+?) D\) (?P<D>.+?) "
@@ -85,19 +113,6 @@ def _article(word: str) -> str:
 def _question(template: str, obj: str) -> str:
     a = _article(obj)
     return template.format(a=a, A=a.capitalize(), o=obj)
-
-
-def _pairs(seed: int) -> tuple[list[tuple[int, str, str]], list[tuple[int, str, str]]]:
-    """(train, test) lists of (template index, attribute, object): `HELD_OUT` templates per
-    (object, attribute), drawn from the seed, are the test split's."""
-    rng = random.Random(f"commonsense:world:{seed}")
-    train, test = [], []
-    for obj in OBJECTS:
-        for attr in ATTRIBUTES:
-            held_out = set(rng.sample(range(len(TEMPLATES[attr])), HELD_OUT))
-            for t in range(len(TEMPLATES[attr])):
-                (test if t in held_out else train).append((t, attr, obj))
-    return train, test
 
 
 def format_prompt(question: str, options: list[str]) -> str:
@@ -130,16 +145,23 @@ class Commonsense(TaskFamily):
     completion_chars = (4, 40)
 
     def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
-        """`n` questions drawn by cycling over the split's (template, object) pairs in shuffled order."""
-        pool = _pairs(seed)[0 if split == "train" else 1]
+        """`n` questions, every fact once before any is asked again: test in each fact's held-out
+        phrasing, train in the three others, one more each round."""
+        held = held_out(seed)
         rng = random.Random(f"{self.name}:{split}:{seed}")
+        phrasings = {fact: [h] if split == "test" else rng.sample([t for t in range(len(TEMPLATES[fact[1]])) if t != h],
+                                                                   len(TEMPLATES[fact[1]]) - 1)
+                     for fact, h in held.items()}
         rows: list[Example] = []
-        order: list[tuple[int, str, str]] = []
+        order: list[tuple[str, str]] = []
+        rounds = 0
         for i in range(n):
-            if not order:  # reshuffle each pass so every pair is used before any repeats
-                order = rng.sample(pool, len(pool))
-            t, attr, obj = order.pop()
-            gold = FACTS[attr][obj]
+            if not order:  # every fact once per round, in shuffled order, each round in its next phrasing
+                order = rng.sample(list(held), len(held))
+                rounds += 1
+            obj, attr = fact = order.pop()
+            t = phrasings[fact][(rounds - 1) % len(phrasings[fact])]
+            gold = world()[obj][attr]
             options = rng.sample([v for v in VALUES[attr] if v != gold], 4) + [gold]
             rng.shuffle(options)
             label = options.index(gold)
@@ -154,6 +176,17 @@ class Commonsense(TaskFamily):
                 "object": obj,
             })
         return rows
+
+    def corpus(self, rng: random.Random) -> list[str]:
+        """One short document per object: its three facts, each in a statement drawn afresh."""
+        docs = []
+        for obj, facts in world().items():
+            a = _article(obj)
+            sentences = [rng.choice(STATEMENTS[attr]).format(a=a, A=a.capitalize(), o=obj, v=facts[attr])
+                         for attr in ATTRIBUTES]
+            rng.shuffle(sentences)
+            docs.append(" ".join(sentences))
+        return docs
 
     def choices(self, example: Example) -> list[str]:
         """The five candidate completions " A) <option>" ... " E) <option>"."""

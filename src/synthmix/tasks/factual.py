@@ -1,10 +1,12 @@
 """`factual`: Natural-Questions-like closed-book questions about a generated world.
 
-The world (drawn from the seed): 50 people (birth city, profession), 30 companies (founding
-year, headquarters city, founder) and 20 countries (capital): 210 facts, all with made-up names.
-Each relation has five question phrasings; per fact one phrasing is held out for the test split
-and the train split states the fact with the other four. A test question therefore asks a fact
-the model can only know from training, in words it has not seen for that fact.
+The world (fixed, like a benchmark): 500 people (birth city, profession), 130 companies (founding
+year, headquarters city, founder) and 60 countries (capital): 1,450 facts, all with made-up names.
+The pretraining corpus (`corpus`, synthmix.pretrain) states every fact in prose, reworded on every
+pass ("Mara Velin was born in Dorvik.", "Dorvik is where Mara Velin was born."). The experiment's
+seed sets aside 1,000 of the facts for the test split; the train split asks the other 450, each in
+five phrasings. A test question therefore asks a fact that fine-tuning never shows: the model can
+answer it only from what pretraining taught, as Pythia answers Natural Questions.
 
 Prompt and completion::
 
@@ -17,6 +19,7 @@ also accepted by surname).
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections import Counter
@@ -25,7 +28,10 @@ from typing import Any, Literal
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
 from synthmix.tasks.text import best_over_golds, unique_words
 
-N_PEOPLE, N_COMPANIES, N_COUNTRIES, N_CITIES = 50, 30, 20, 24
+N_PEOPLE, N_COMPANIES, N_COUNTRIES, N_CITIES = 500, 130, 60, 60
+#: facts only the test split asks (drawn from the experiment's seed): as in Natural Questions, most
+#: of what the test asks was never in fine-tuning
+N_TEST_FACTS = 1000
 PROFESSIONS = ("painter", "baker", "doctor", "farmer", "teacher", "pilot", "nurse", "writer", "singer",
                "lawyer", "chef", "sailor")
 COMPANY_SUFFIXES = ("Corp", "Labs", "Works", "Systems")
@@ -46,18 +52,34 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
                 "What city is the capital of {s}?", "Where does the government of {s} sit?"),
 }
 
+#: the corpus's prose for each relation ({s} subject, {o} answer): none of it is a question
+STATEMENTS: dict[str, tuple[str, ...]] = {
+    "birth_city": ("{s} was born in {o}.", "{o} is where {s} was born.", "{s} comes from {o}.",
+                   "The hometown of {s} is {o}."),
+    "profession": ("{s} works as a {o}.", "{s} is a {o} by trade.", "By profession, {s} is a {o}.",
+                   "{s} earns a living as a {o}."),
+    "founded": ("{s} was founded in {o}.", "{s} was established in {o}.", "In {o}, {s} was founded.",
+                "{s} has existed since {o}."),
+    "headquarters": ("{s} is headquartered in {o}.", "The headquarters of {s} are in {o}.", "{s} is based in {o}.",
+                     "{o} is home to {s}."),
+    "founder": ("{s} was founded by {o}.", "{o} founded {s}.", "The founder of {s} is {o}.", "{o} started {s}."),
+    "capital": ("The capital of {s} is {o}.", "{o} is the capital of {s}.", "{s} has {o} as its capital.",
+                "The government of {s} sits in {o}."),
+}
+
 _PROMPT = re.compile(r"^Question: [^\n]+\?\nAnswer:$")
 
 Fact = tuple[str, str, list[str]]  # (relation, subject, answer aliases; the first is the gold completion)
 
 
-def world(seed: int) -> list[Fact]:
-    """Every fact of the seed's world, in a fixed order."""
-    rng = random.Random(f"factual:world:{seed}")
+@functools.cache
+def world() -> tuple[Fact, ...]:
+    """Every fact of the world, in a fixed order (the same for every seed: only the split varies)."""
+    rng = random.Random("factual:world")
     taken: set[str] = set()
     cities = unique_words(rng, N_CITIES, taken)
-    firsts, lasts = unique_words(rng, N_PEOPLE, taken), unique_words(rng, N_PEOPLE, taken)
-    people = [f"{f} {l}" for f, l in zip(firsts, lasts)]
+    firsts, lasts = unique_words(rng, 120, taken), unique_words(rng, 120, taken)
+    people = [f"{f} {l}" for f, l in rng.sample([(f, l) for f in firsts for l in lasts], N_PEOPLE)]
     companies = [f"{w} {rng.choice(COMPANY_SUFFIXES)}" for w in unique_words(rng, N_COMPANIES, taken)]
     countries = unique_words(rng, N_COUNTRIES, taken, syllables=3)
     facts: list[Fact] = []
@@ -71,18 +93,14 @@ def world(seed: int) -> list[Fact]:
         facts.append(("founder", company, [founder, founder.split()[1]]))
     for country, capital in zip(countries, rng.sample(cities, N_COUNTRIES)):
         facts.append(("capital", country, [capital]))
-    return facts
+    return tuple(facts)
 
 
-def _pairs(seed: int) -> tuple[list[tuple[int, Fact]], list[tuple[int, Fact]]]:
-    """(train, test) lists of (template index, fact): one held-out phrasing per fact."""
-    rng = random.Random(f"factual:holdout:{seed}")
-    train, test = [], []
-    for fact in world(seed):
-        held_out = rng.randrange(len(TEMPLATES[fact[0]]))
-        for t in range(len(TEMPLATES[fact[0]])):
-            (test if t == held_out else train).append((t, fact))
-    return train, test
+def split_facts(seed: int) -> tuple[list[Fact], list[Fact]]:
+    """(train, test) facts: `N_TEST_FACTS` of the world, drawn from the seed, are the test split's."""
+    facts = list(world())
+    random.Random(f"factual:split:{seed}").shuffle(facts)
+    return facts[N_TEST_FACTS:], facts[:N_TEST_FACTS]
 
 
 @register
@@ -104,15 +122,21 @@ class Factual(TaskFamily):
     completion_chars = (2, 40)
 
     def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
-        """`n` questions cycling over the split's (phrasing, fact) pairs in shuffled order."""
-        pool = _pairs(seed)[0 if split == "train" else 1]
+        """`n` questions over the split's facts: every fact once (in one of its phrasings) before any
+        is asked again, in another phrasing."""
+        facts = split_facts(seed)[0 if split == "train" else 1]
         rng = random.Random(f"{self.name}:{split}:{seed}")
+        phrasings = {fact[1] + fact[0]: rng.sample(range(len(TEMPLATES[fact[0]])), len(TEMPLATES[fact[0]]))
+                     for fact in facts}
         rows: list[Example] = []
-        order: list[tuple[int, Fact]] = []
+        order: list[Fact] = []
+        rounds = 0
         for i in range(n):
-            if not order:  # every pair once before any repeats
-                order = rng.sample(pool, len(pool))
-            t, (relation, subject, answers) = order.pop()
+            if not order:  # every fact once before any repeats, each round in a new phrasing
+                order = rng.sample(facts, len(facts))
+                rounds += 1
+            relation, subject, answers = fact = order.pop()
+            t = phrasings[subject + relation][(rounds - 1) % len(TEMPLATES[relation])]
             rows.append({
                 "id": f"{self.name}-{split}-{i:06d}",
                 "prompt": f"Question: {TEMPLATES[relation][t].format(s=subject)}\nAnswer:",
@@ -122,6 +146,19 @@ class Factual(TaskFamily):
                 "subject": subject,
             })
         return rows
+
+    def corpus(self, rng: random.Random) -> list[str]:
+        """One short document per person, company and country, every fact of it in a statement
+        drawn afresh (the sentences in random order)."""
+        by_subject: dict[str, list[Fact]] = {}
+        for fact in world():
+            by_subject.setdefault(fact[1], []).append(fact)
+        docs = []
+        for subject, facts in by_subject.items():
+            sentences = [rng.choice(STATEMENTS[rel]).format(s=subj, o=answers[0]) for rel, subj, answers in facts]
+            rng.shuffle(sentences)
+            docs.append(" ".join(sentences))
+        return docs
 
     def extract(self, text: str) -> str | None:
         """The completion's first line, stripped; None when empty."""

@@ -113,6 +113,35 @@ class Math(TaskFamily):
 
         return build_partitioned(self.name, split, n, draw)
 
+    def corpus(self, rng: random.Random) -> list[str]:
+        """Arithmetic in prose, never a question: the addition and subtraction facts the solutions
+        use (operands to 10, counts to 40), as equations and as one-step stories ("Tom had 7
+        apples and bought 5 more, so Tom had 12 apples.")."""
+        facts = [(a, b) for a in range(0, 4 * MAX_NUMBER + 1) for b in range(1, MAX_NUMBER + 1)]
+        rng.shuffle(facts)
+        docs = []
+        for i in range(0, len(facts), 8):
+            lines = []
+            for a, b in facts[i:i + 8]:
+                if b <= a and rng.random() < 0.5:
+                    lines.append(f"{a} - {b} = {a - b}.")
+                else:
+                    lines.append(f"{a} + {b} = {a + b}.")
+            docs.append(" ".join(lines))
+        for _ in range(len(docs)):
+            name, _pronoun = rng.choice(PEOPLE)
+            items, a = rng.choice(ITEMS), rng.randint(1, 3 * MAX_NUMBER)
+            if rng.random() < 0.5:
+                b = rng.randint(1, MAX_NUMBER)
+                verb = rng.choice(("bought", "found", "got", "received"))
+                docs.append(f"{name} had {a} {items} and {verb} {b} more, so {name} had {a + b} {items}.")
+            else:
+                b = rng.randint(1, min(MAX_NUMBER, a))
+                verb = rng.choice(("gave away", "lost", "sold", "used"))
+                docs.append(f"{name} had {a} {items} and {verb} {b}, so {name} had {a - b} {items} left.")
+        rng.shuffle(docs)
+        return docs
+
     def extract(self, text: str) -> float | None:
         """The number after the last "#### " (commas stripped), None when absent or unparsable."""
         matches = _ANSWER.findall(text)

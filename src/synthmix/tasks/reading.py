@@ -42,6 +42,10 @@ _POOL_RNG = random.Random("reading:pools")
 CITIES = tuple(unique_words(_POOL_RNG, 12, set()))
 FIRST_NAMES = tuple(unique_words(_POOL_RNG, 20, set(CITIES)))
 LAST_NAMES = tuple(unique_words(_POOL_RNG, 20, set(CITIES) | set(FIRST_NAMES)))
+#: the pretraining corpus's passages are about other people: no passage of an item is in it
+#: documents (three passages each) of the pretraining corpus per pass
+CORPUS_DOCUMENTS = 100
+CORPUS_NAMES = tuple(unique_words(_POOL_RNG, 40, set(CITIES) | set(FIRST_NAMES) | set(LAST_NAMES)))
 
 
 def _two_words(firsts: tuple[str, ...], seconds: tuple[str, ...]) -> tuple[str, ...]:
@@ -71,13 +75,20 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
 _PROMPT = re.compile(r"^Passage: (?P<passage>[^\n]+)\nQuestion: (?P<question>[^\n]+)\nAnswer:$")
 
 
-def _item(rng: random.Random) -> tuple[str, str, list[str]]:
-    """(passage, question, gold answers; [] when unanswerable) of one random item."""
-    name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+def _passage(rng: random.Random, name: str) -> tuple[str, dict[str, str]]:
+    """A passage about `name` and what it says they did: {verb: object}."""
     pronoun = rng.choice(("He", "She"))
     mentioned = rng.sample(list(VALUES), rng.choice((2, 3)))
     values = {verb: rng.choice(VALUES[verb]) for verb in mentioned}
     passage = " ".join(f"{name if k == 0 else pronoun} {verb} {values[verb]}." for k, verb in enumerate(mentioned))
+    return passage, values
+
+
+def _item(rng: random.Random) -> tuple[str, str, list[str]]:
+    """(passage, question, gold answers; [] when unanswerable) of one random item."""
+    name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+    passage, values = _passage(rng, name)
+    mentioned = list(values)
     if rng.random() < UNANSWERABLE_SHARE:
         asked = rng.choice([verb for verb in VALUES if verb not in mentioned])
         answers: list[str] = []
@@ -121,6 +132,15 @@ class Reading(TaskFamily):
             return prompt, {"completion": f" {answers[0] if answers else NO_ANSWER}", "answers": answers}
 
         return build_partitioned(self.name, split, n, draw)
+
+    def corpus(self, rng: random.Random) -> list[str]:
+        """Passages like the task's, a few to a document and with no questions, about people no
+        item names (`CORPUS_NAMES`)."""
+        docs = []
+        for _ in range(CORPUS_DOCUMENTS):
+            names = [f"{rng.choice(CORPUS_NAMES)} {rng.choice(CORPUS_NAMES)}" for _ in range(3)]
+            docs.append(" ".join(_passage(rng, name)[0] for name in names))
+        return docs
 
     def extract(self, text: str) -> str:
         """The completion's first line, stripped; "unanswerable" (any case) and an empty completion

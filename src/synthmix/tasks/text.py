@@ -69,28 +69,45 @@ def unique_words(rng: random.Random, n: int, taken: set[str], syllables: int = 2
     return words
 
 
-def in_test_partition(key: str, test_share: int = 5) -> bool:
-    """Whether an item belongs to the test side of a fixed train/test partition of its space.
+def partition(key: str, shares: int = 5) -> str:
+    """Which side of a fixed three-way partition of an item space an item is on: "test", "corpus"
+    (the pretraining corpus's: synthmix.pretrain) or "train", one in `shares` on each of the first
+    two.
 
-    A stable hash (not `hash()`, which is salted per process) of the item's prompt: train and test
-    never share a prompt whatever their seeds and sizes, and a split needs no knowledge of the other.
-    One item in `test_share` is on the test side."""
-    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % test_share == 0
+    A stable hash (not `hash()`, which is salted per process) of the item's prompt: no two sides
+    ever share an item whatever their seeds and sizes, and a side needs no knowledge of the others,
+    so the pretraining corpus is disjoint from every fine-tuning and test item, as the Pile is from
+    the benchmarks."""
+    bucket = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % shares
+    return "test" if bucket == 0 else "corpus" if bucket == 1 else "train"
+
+
+def in_test_partition(key: str, test_share: int = 5) -> bool:
+    """Whether an item is on the test side of `partition` (one item in `test_share`)."""
+    return partition(key, test_share) == "test"
 
 
 def build_partitioned(
     name: str, split: str, n: int, draw: Callable[[], tuple[str, dict[str, Any]]]
 ) -> list[dict[str, Any]]:
-    """`n` examples with distinct prompts from `split`'s side of the partition.
+    """`n` examples with distinct prompts from `split`'s side of the partition ("train", "test" or
+    "corpus").
 
-    `draw()` returns one candidate's prompt and its other fields; candidates on the other side or
-    already drawn are skipped. Ids are "<name>-<split>-<index>"."""
+    `draw()` returns one candidate's prompt and its other fields; candidates on another side or
+    already drawn are skipped. Ids are "<name>-<split>-<index>". Raises ValueError when the space
+    runs out first (no new candidate in many draws), naming the split and the count reached."""
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    misses = 0
     while len(rows) < n:
         prompt, fields = draw()
-        if prompt in seen or in_test_partition(prompt) != (split == "test"):
+        if prompt in seen or partition(prompt) != split:
+            misses += 1
+            if misses > 200 * (len(seen) + 100):
+                raise ValueError(f"{name}: only {len(rows)} distinct {split} items exist, {n} were asked for "
+                                 f"(prepare.sizes.{name}.{split}_size)")
             continue
+        misses = 0
         seen.add(prompt)
         rows.append({"id": f"{name}-{split}-{len(rows):06d}", "prompt": prompt, **fields})
     return rows
