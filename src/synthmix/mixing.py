@@ -180,7 +180,8 @@ def _replaced(
     random.Random(f"synthmix-mix-replace:{seed}:{iteration}").shuffle(order)
     by_source: dict[str, Example] = {}
     for sample in samples:  # the first sample of each source prompt (size_factor > 1 samples it again)
-        source_id = (sample.get("origin") or {}).get("source_id") if isinstance(sample.get("origin"), dict) else None
+        origin = sample.get("origin")
+        source_id = origin.get("source_id") if isinstance(origin, dict) else None
         if source_id is not None:
             by_source.setdefault(source_id, sample)
     if by_source:  # answers mode: each replaced prompt by the model's answer to it

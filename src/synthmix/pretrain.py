@@ -27,8 +27,6 @@ stage then writes only a note saying so.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 import sys
@@ -38,7 +36,6 @@ from typing import Any
 
 import torch
 from synthmix import checkpoints, modeling, paths
-from synthmix.modeling import LADDER_SHAPES
 from synthmix.params import Params, TrainParams
 from synthmix.records import write_json
 from synthmix.tasks import get_task, task_names
@@ -68,18 +65,15 @@ def sequences(docs: list[str], pack: int) -> list[dict[str, str]]:
 
 def train_params(params: Params) -> TrainParams:
     """The pretraining run as `fine_tune` takes it: one epoch, the loss on the whole sequence."""
-    cfg = params.pretrain
-    return TrainParams(epochs=1, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                       warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay, max_length=cfg.max_length,
-                       mixed_precision=cfg.mixed_precision, loss_on="sequence", checkpoint_every=cfg.checkpoint_every)
+    shared = params.pretrain.model_dump(include=set(TrainParams.model_fields))  # batch, lr, warmup...
+    return TrainParams(**shared, epochs=1, loss_on="sequence")
 
 
 def scratch_dir(params: Params) -> Path:
     """Resume space, keyed by what the base depends on (the params it reads and this code)."""
-    parts = {"model": params.model, "tokenizer": params.tokenizer.model_dump(), "pretrain": params.pretrain.model_dump(
-        exclude={"checkpoint_every"}), "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
-    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-    return SCRATCH / f"{params.model}-{key}"
+    parts = {"model": params.model, "tokenizer": params.tokenizer.model_dump(),
+             "pretrain": params.pretrain.model_dump(exclude={"checkpoint_every"})}
+    return SCRATCH / f"{params.model}-{checkpoints.task_key(parts, [Path(__file__)])}"
 
 
 def run(params: Params, size: str | None = None) -> None:
@@ -91,7 +85,7 @@ def run(params: Params, size: str | None = None) -> None:
 
     size = size or params.model
     out = paths.base(size)
-    if size not in LADDER_SHAPES:
+    if size not in modeling.LADDER_SHAPES:
         out.mkdir(parents=True, exist_ok=True)
         note = {"model": size, "pretrained": "elsewhere: loaded with from_pretrained, not trained here"}
         write_json(out / "source.json", note)

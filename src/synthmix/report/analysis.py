@@ -200,11 +200,15 @@ def bootstrap_safe_ratio(
     """95% percentile interval of the safe ratio over `paired_draws` (items and seeds resampled,
     the same draw for every ratio, keeping the comparison paired); None when nothing can be
     resampled (one seed and no per-item scores)."""
-    draws = [got[0] for got in (safe_ratio(d, tolerance) for d in paired_draws(runs, iteration, task, samples, seed)[0])
-             if got is not None]
-    if not draws:
+    return safe_interval(paired_draws(runs, iteration, task, samples, seed)[0], tolerance)
+
+
+def safe_interval(draws: list[dict[float, float]], tolerance: float) -> tuple[float, float] | None:
+    """95% percentile interval of the safe ratio over bootstrap `draws` (None without any)."""
+    safes = [got[0] for got in (safe_ratio(d, tolerance) for d in draws) if got is not None]
+    if not safes:
         return None
-    lo, hi = np.percentile(draws, [2.5, 97.5])
+    lo, hi = np.percentile(safes, [2.5, 97.5])
     return float(lo), float(hi)
 
 
@@ -246,6 +250,7 @@ def paired_draws(
     if not with_items and len(shared) < 2:
         return [], "none"
     rng = np.random.default_rng(seed)
+    by_seed = None if with_items else seed_values(runs, iteration, task, "score")
     draws: list[dict[float, float]] = []
     for _ in range(samples):
         picked = list(rng.choice(shared, size=len(shared), replace=True)) if len(shared) > 1 else shared
@@ -260,7 +265,7 @@ def paired_draws(
             if zero != 0:
                 draws.append({ratio: float(np.mean(means[ratio])) / zero - 1 for ratio in sorted(arrays)})
         else:
-            draws.append(paired_relative(seed_values(runs, iteration, task, "score"), picked))
+            draws.append(paired_relative(by_seed, picked))
     how = ("items" if len(shared) == 1 else "items and seeds") if with_items else "seeds"
     return draws, how
 
@@ -271,13 +276,16 @@ def relative_intervals(
     """ratio -> 95% percentile interval of the relative score change against ratio 0 over
     `paired_draws`, and what was resampled."""
     draws, how = paired_draws(runs, iteration, task, samples, seed)
-    ratios = sorted({r for d in draws for r in d})
+    return intervals(draws), how
+
+
+def intervals(draws: list[dict[float, float]]) -> dict[float, tuple[float, float]]:
+    """ratio -> 95% percentile interval over bootstrap `draws`."""
     out = {}
-    for r in ratios:
+    for r in sorted({r for d in draws for r in d}):
         vals = [d[r] for d in draws if r in d]
-        if vals:
-            out[r] = (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
-    return out, how
+        out[r] = (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
+    return out
 
 
 def judge(interval: tuple[float, float] | None, threshold: float) -> str:
@@ -356,13 +364,12 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
             g["relative"][metric] = {t: {it: paired_relative(seed_values(members, it, t, metric)) for it in its}
                                      for t in tasks}
         for t in tasks:
-            g["relative_ci"][t] = {}
-            for it in its:
-                g["relative_ci"][t][it], g["resampled"][t] = relative_intervals(members, it, t, settings.bootstrap_samples)
-            g["safe"][t] = {}
-            for it in its:
+            g["relative_ci"][t], g["safe"][t] = {}, {}
+            for it in its:  # one set of paired draws gives both intervals
+                draws, g["resampled"][t] = paired_draws(members, it, t, settings.bootstrap_samples)
+                g["relative_ci"][t][it] = intervals(draws)
                 got = safe_ratio(g["relative"]["score"][t][it], settings.tolerance)
-                ci = bootstrap_safe_ratio(members, it, t, settings.tolerance, settings.bootstrap_samples) if got else None
+                ci = safe_interval(draws, settings.tolerance) if got else None
                 g["safe"][t][it] = None if got is None else {"ratio": got[0], "censored": got[1], "ci95": ci}
             # ECE's lead over the score: first iteration each moved past its threshold, per ratio > 0
             g["lead"][t] = {}
