@@ -1,0 +1,167 @@
+"""The report's paired comparisons with ratio 0 and their bootstrap intervals.
+
+A relative change is paired by seed (a seed fixes the data, the initialisation and iteration 1's
+synthetic data); its interval comes from a paired bootstrap over test items and seeds
+(`paired_draws`), from which the relative-change intervals and the safe ratio's interval are both
+read. `judge` places an interval against a tolerated fall.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from synthmix.report.collect import Run
+
+
+def seed_values(runs: list[Run], iteration: int, task: str, metric: str) -> dict[float, dict[int, float]]:
+    """ratio -> seed -> value of `metric` for `task` at `iteration`."""
+    out: dict[float, dict[int, float]] = defaultdict(dict)
+    for r in runs:
+        m = r.metrics.get(iteration, {}).get(task, {})
+        if metric in m and m[metric] is not None:
+            out[r.ratio][r.seed] = m[metric]
+    return dict(sorted(out.items()))
+
+
+def paired_relative(by_seed: dict[float, dict[int, float]], seeds: list[int] | None = None) -> dict[float, float]:
+    """ratio -> relative change of the mean against ratio 0 over the seeds both were run with.
+
+    Paired by seed: a seed fixes the data, the initialisation and iteration 1's synthetic data, so
+    comparing the same seeds removes the seed-to-seed spread from the comparison (and a ratio
+    run with fewer seeds is not compared with a differently-composed mean). `seeds` (possibly
+    with repeats, for the bootstrap) restricts and weights the seeds used.
+    """
+    base = by_seed.get(0.0)
+    if not base:
+        return {}
+    out = {}
+    for ratio, vals in by_seed.items():
+        common = [s for s in (seeds if seeds is not None else sorted(vals)) if s in vals and s in base]
+        if not common:
+            continue
+        zero = float(np.mean([base[s] for s in common]))
+        if zero != 0:
+            out[ratio] = float(np.mean([vals[s] for s in common])) / zero - 1
+    return out
+
+
+def safe_ratio(rel: dict[float, float], tolerance: float) -> tuple[float, bool] | None:
+    """Largest tested ratio up to which every tested ratio stays within `tolerance` of ratio 0.
+
+    Returns (ratio, censored): censored when even the largest tested ratio was safe (the true
+    threshold is at least that). None without ratio 0 and at least one ratio above it.
+    """
+    if 0.0 not in rel or len(rel) < 2:
+        return None
+    ratios = sorted(rel)
+    safe = 0.0
+    for r in ratios:
+        if rel[r] < -tolerance:
+            return safe, False
+        safe = r
+    return safe, True
+
+
+def bootstrap_safe_ratio(
+    runs: list[Run], iteration: int, task: str, tolerance: float, samples: int, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% percentile interval of the safe ratio over `paired_draws` (items and seeds resampled,
+    the same draw for every ratio, keeping the comparison paired); None when nothing can be
+    resampled (one seed and no per-item scores)."""
+    return safe_interval(paired_draws(runs, iteration, task, samples, seed)[0], tolerance)
+
+
+def safe_interval(draws: list[dict[float, float]], tolerance: float) -> tuple[float, float] | None:
+    """95% percentile interval of the safe ratio over bootstrap `draws` (None without any)."""
+    safes = [got[0] for got in (safe_ratio(d, tolerance) for d in draws) if got is not None]
+    if not safes:
+        return None
+    lo, hi = np.percentile(safes, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def paired_draws(
+    runs: list[Run], iteration: int, task: str, samples: int, seed: int = 0
+) -> tuple[list[dict[float, float]], str]:
+    """Bootstrap draws of ratio -> relative score change against ratio 0 (the paired estimate of
+    `paired_relative`), and what was resampled.
+
+    A paired bootstrap: each draw resamples the seeds shared by every ratio (with replacement) and,
+    within each drawn seed, its test items (with replacement), the same item indices for every
+    ratio, since a seed's runs score the same test set. The variance of a comparison then comes
+    from the items and the seeds it rests on, not from the spread of scores between them. Where a
+    run's per-item scores are not available (predictions not in the local cache), the seeds alone
+    are resampled ("seeds"); with one seed and items, the items alone ("items")."""
+    by_ratio: dict[float, dict[int, Run]] = defaultdict(dict)
+    for r in runs:
+        if task in r.metrics.get(iteration, {}):
+            by_ratio[r.ratio][r.seed] = r
+    if 0.0 not in by_ratio or len(by_ratio) < 2:
+        return [], "none"
+    shared = sorted(set.intersection(*(set(v) for v in by_ratio.values())))
+    if not shared:
+        return [], "none"
+    arrays: dict[float, dict[int, np.ndarray]] = {}
+    with_items = True
+    for ratio, seeds in by_ratio.items():
+        arrays[ratio] = {}
+        for sd in shared:
+            got = seeds[sd].items.get(iteration, {}).get(task)
+            if got is None:
+                with_items = False
+                break
+            arrays[ratio][sd] = np.asarray(got, dtype=float)
+        if not with_items:
+            break
+    if with_items:  # every ratio of a seed scored the same items
+        with_items = all(len({len(arrays[r][sd]) for r in arrays}) == 1 for sd in shared)
+    if not with_items and len(shared) < 2:
+        return [], "none"
+    rng = np.random.default_rng(seed)
+    by_seed = None if with_items else seed_values(runs, iteration, task, "score")
+    draws: list[dict[float, float]] = []
+    for _ in range(samples):
+        picked = list(rng.choice(shared, size=len(shared), replace=True)) if len(shared) > 1 else shared
+        if with_items:
+            means: dict[float, list[float]] = defaultdict(list)
+            for sd in picked:
+                n = len(arrays[0.0][sd])
+                idx = rng.integers(0, n, size=n)
+                for ratio in arrays:
+                    means[ratio].append(float(arrays[ratio][sd][idx].mean()))
+            zero = float(np.mean(means[0.0]))
+            if zero != 0:
+                draws.append({ratio: float(np.mean(means[ratio])) / zero - 1 for ratio in sorted(arrays)})
+        else:
+            draws.append(paired_relative(by_seed, picked))
+    how = ("items" if len(shared) == 1 else "items and seeds") if with_items else "seeds"
+    return draws, how
+
+
+def relative_intervals(
+    runs: list[Run], iteration: int, task: str, samples: int, seed: int = 0
+) -> tuple[dict[float, tuple[float, float]], str]:
+    """ratio -> 95% percentile interval of the relative score change against ratio 0 over
+    `paired_draws`, and what was resampled."""
+    draws, how = paired_draws(runs, iteration, task, samples, seed)
+    return intervals(draws), how
+
+
+def intervals(draws: list[dict[float, float]]) -> dict[float, tuple[float, float]]:
+    """ratio -> 95% percentile interval over bootstrap `draws`."""
+    out = {}
+    for r in sorted({r for d in draws for r in d}):
+        vals = [d[r] for d in draws if r in d]
+        out[r] = (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
+    return out
+
+
+def judge(interval: tuple[float, float] | None, threshold: float) -> str:
+    """Where an interval of relative change lies against a fall of `threshold`: "fell" (entirely
+    below -threshold), "held" (entirely above it), "unresolved" (it straddles it), "unknown"."""
+    if interval is None:
+        return "unknown"
+    lo, hi = interval
+    return "fell" if hi < -threshold else "held" if lo >= -threshold else "unresolved"
