@@ -126,9 +126,11 @@ def logits_at(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: t
     other model the full logits are computed and indexed (same result, more work).
     """
     if not has_plain_head(model):
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits[rows, cols]
+        return model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[rows, cols]
     lm = _language_model(model)
-    hidden = lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    # use_cache=False: transformers' default (config.use_cache) builds a KV cache on every forward,
+    # training's included (~10% of a tiny model's training step here); nothing reads it
+    hidden = lm.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     return lm.get_output_embeddings()(hidden[rows, cols])
 
 

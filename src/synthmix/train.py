@@ -99,7 +99,7 @@ def summed_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], head_on_
         rows, cols = (labels != -100).nonzero(as_tuple=True)
         logits = modeling.logits_at(model, batch["input_ids"], batch["attention_mask"], rows, cols)
         return torch.nn.functional.cross_entropy(logits.float(), labels[rows, cols], reduction="sum")
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     return torch.nn.functional.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
     )
