@@ -18,6 +18,10 @@ same number of examples per batch:
 Throughput is counted in real (non-padding) tokens per second of wall time, so both are charged for
 the same work; MFU is 6 x parameters x tokens/s against the fp32 and bf16 matmul peaks measured
 at the start of the run. The last line is the smaller of the sizes' train-stage speedups.
+
+This machine's speed drifts by up to ~40% within a minute (the same fp32 epoch took 11.0 s and
+13.8 s a minute apart), so `--repeats R` runs the three contenders R times, interleaved (HF, loop,
+stage, HF, ...), and compares their medians; each round's own ratio range is printed too.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import functools
 import math
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -92,7 +97,11 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small"], help="ladder sizes (default: tiny small)")
     parser.add_argument("--examples", type=int, default=400, help="training examples per task (default 400)")
     parser.add_argument("--params", default=str(ROOT / "params.yaml"), help="params.yaml whose train section synthmix runs")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds of the three contenders, interleaved; medians compared (default 1)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
 
     params = load_params(args.params)
     cfg = params.train.model_copy(update={"epochs": 1})
@@ -111,21 +120,24 @@ def main() -> None:
     ratios, loop_ratios = [], []
     for size in args.sizes:
         sized = params.model_copy(update={"model": size})
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            for task in TASKS:
-                AcceleratorState._reset_state(reset_partial_state=True)
-                model = modeling.ladder_model(sized.model, tokenizer, sized.seed)  # the same seeded initialisation as ours
-                model.set_attn_implementation("sdpa")  # transformers' default
-                n_params = modeling.count_parameters(model)
-                hf_trainer_epoch(model, tokenizer, data[task], cfg, params.seed, Path(tmp) / task)
-            hf_seconds = time.perf_counter() - start
-            # one process, all cores: the loop alone, without task workers
-            loop_seconds = sum(synthmix_task(task, data, sized, tokenizer, cfg, tmp)[0] for task in TASKS)
-            start = time.perf_counter()
-            fn = functools.partial(synthmix_task, examples=data, sized=sized, tokenizer=tokenizer, cfg=cfg, tmp=tmp)
-            workers.map_tasks(fn, TASKS, n_workers, params.threads)
-            ours_seconds = time.perf_counter() - start
+        rounds: list[tuple[float, float, float]] = []
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                for task in TASKS:
+                    AcceleratorState._reset_state(reset_partial_state=True)
+                    model = modeling.ladder_model(sized.model, tokenizer, sized.seed)  # the same seeded initialisation as ours
+                    model.set_attn_implementation("sdpa")  # transformers' default
+                    n_params = modeling.count_parameters(model)
+                    hf_trainer_epoch(model, tokenizer, data[task], cfg, params.seed, Path(tmp) / task)
+                hf_round = time.perf_counter() - start
+                # one process, all cores: the loop alone, without task workers
+                loop_round = sum(synthmix_task(task, data, sized, tokenizer, cfg, tmp)[0] for task in TASKS)
+                start = time.perf_counter()
+                fn = functools.partial(synthmix_task, examples=data, sized=sized, tokenizer=tokenizer, cfg=cfg, tmp=tmp)
+                workers.map_tasks(fn, TASKS, n_workers, params.threads)
+                rounds.append((hf_round, loop_round, time.perf_counter() - start))
+        hf_seconds, loop_seconds, ours_seconds = (statistics.median(r[i] for r in rounds) for i in range(3))
         rows = [("HF Trainer", hf_seconds), ("synthmix loop, 1 process", loop_seconds),
                 (f"synthmix stage, {n_workers} workers", ours_seconds)]
         for name, seconds in rows:
@@ -135,7 +147,11 @@ def main() -> None:
                   f"{flops / peaks['fp32']:>10.0%}{flops / peaks['bf16']:>10.0%}")
         loop_ratios.append(hf_seconds / loop_seconds)
         ratios.append(hf_seconds / ours_seconds)
-        print(f"{size:<7}speedup: loop alone {loop_ratios[-1]:.2f}x, train stage {ratios[-1]:.2f}x\n")
+        spread = ""
+        if len(rounds) > 1:
+            per_round = [hf / ours for hf, _, ours in rounds]
+            spread = f" (medians of {len(rounds)} rounds; rounds' stage ratios {min(per_round):.2f}-{max(per_round):.2f}x)"
+        print(f"{size:<7}speedup: loop alone {loop_ratios[-1]:.2f}x, train stage {ratios[-1]:.2f}x{spread}\n")
     print(f"train loop alone (one process) vs HF Trainer: {min(loop_ratios):.2f}x")
     print(f"train speedup vs HF Trainer: {min(ratios):.2f}x")
 

@@ -1,16 +1,20 @@
-"""The acceptance run of `synthmix report` and of parallel sweeps: a real sweep of six experiments
-(ratios 0 and 0.5 x seeds 0 and 1 at tiny, ratios 0 and 0.5 at small) plus one that fails, through
-`dvc exp run --queue` / `dvc queue start -j 2`. All six finish with no lock error; the failed one's
-log is kept and `synthmix queue` prints its path. Then the report and the HTML of `dvc plots diff`
-are opened in headless Chromium, where every figure must render with no console error.
+"""The acceptance run of `synthmix report` and of parallel sweeps: a real sweep of four experiments
+(ratios 0 and 0.5 at tiny and at small) plus one that fails, through `dvc exp run --queue` /
+`dvc queue start -j 2`. Ratio 0 of both sizes runs first, side by side; then ratio 0.5 of both,
+which take every stage upstream of `ratio` from the run-cache (asserted from their logs). All four
+finish with no lock error; the failed one's log is kept and `synthmix queue` prints its path. Then
+the report and the HTML of `dvc plots diff` are opened in headless Chromium, where every figure
+must render with no console error.
 
 Tiny settings (48 training examples per task, 2 tasks, 1 iteration, 1 epoch): what is checked is
-the machinery, not the findings (the README reports those for a real sweep).
+the machinery, not the findings (the README reports those for a real sweep). One seed per cell: the
+report over several seeds is checked on tests/test_slurm_sweep.py's 2 x 2 grid and in test_report.py.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +25,8 @@ from dvc_repo import TINY, make_repo, sh
 
 pytestmark = pytest.mark.slow
 
-GRIDS = [{"ratio": "0,0.5", "model": "tiny", "seed": "0,1"}, {"ratio": "0,0.5", "model": "small", "seed": "0"}]
+# queued in this order, two at a time: both sizes at ratio 0, then both at 0.5 (their upstream cached)
+GRIDS = [{"ratio": "0", "model": "tiny,small", "seed": "0"}, {"ratio": "0.5", "model": "tiny,small", "seed": "0"}]
 
 
 def wait_for_queue(repo, timeout_s: float = 2400) -> str:
@@ -43,21 +48,22 @@ def sweep(tmp_path_factory):
     for i, grid in enumerate(GRIDS):  # through `synthmix sweep --on local`: DVC's queue
         out = sh(repo, "synthmix", "sweep", "--on", "local", "--queue-only", "--name", f"g{i}",
                  *(a for k, v in grid.items() for a in ("-S", f"{k}={v}")), "-S", "threads=1").stdout
-        assert out.count("queued g") == len(grid["ratio"].split(",")) * len(grid["seed"].split(","))
-    # and one that fails at its first stage (an invalid value, named in its log)
-    sh(repo, "dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.epochs=-1")
-    # workers outlive `queue start` and inherit its output: don't wait on the pipe, poll the queue
-    subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    status = wait_for_queue(repo)
-    assert status.count("Success") == 6 and status.count("Failed") == 1, status
+        assert out.count("queued g") == math.prod(len(v.split(",")) for v in grid.values())
+        if i == len(GRIDS) - 1:  # and one that fails at its first stage (an invalid value, named in its log)
+            sh(repo, "dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.epochs=-1")
+        # workers outlive `queue start` and inherit its output: don't wait on the pipe, poll the queue.
+        # One grid at a time: the second's cells start only once the first's have filled the run-cache.
+        subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        status = wait_for_queue(repo)
+    assert status.count("Success") == 4 and status.count("Failed") == 1, status
     return repo
 
 
 def test_the_parallel_queue_ran_with_no_lock_error_and_points_at_the_failed_log(sweep):
     out = sh(sweep, "synthmix", "queue", check=False)
     assert out.returncode == 1, out.stdout + out.stderr  # one experiment failed
-    assert out.stdout.startswith("queue: 6 succeeded, 1 failed, 0 running, 0 queued"), out.stdout
+    assert out.stdout.startswith("queue: 4 succeeded, 1 failed, 0 running, 0 queued"), out.stdout
     assert "LOCK ERROR" not in out.stderr
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("FAILED broken"))
     log = Path(line.split("log kept at ", 1)[1])
@@ -68,15 +74,26 @@ def test_the_parallel_queue_ran_with_no_lock_error_and_points_at_the_failed_log(
         assert "train.epochs" in sh(sweep, "dvc", "queue", "logs", name).stdout
 
 
+def test_later_cells_of_the_queue_reuse_the_shared_upstream_stages(sweep):
+    """Ratio 0.5 ran after ratio 0 (same size and seed): everything upstream of `ratio` came from
+    the run-cache, and what depends on `ratio` ran."""
+    for size in ("tiny", "small"):
+        log = sh(sweep, "dvc", "queue", "logs", f"g1-ratio0.5-model{size}-seed0-threads1").stdout
+        for stage in ("pretrain", "baseline_train", "baseline_evaluate", "generate@iter1"):
+            assert f"Stage '{stage}' is cached - skipping run" in log or f"Stage '{stage}' didn't change" in log, (size, stage)
+        for stage in ("mix@iter1", "train@iter1", "evaluate@iter1"):
+            assert f"Running stage '{stage}'" in log, (size, stage)
+
+
 def test_report_on_the_sweep_renders_every_figure_in_chromium(sweep):
     out = sh(sweep, "synthmix", "report", "--out", "report", "--bootstrap", "200")
     page = sweep / "report" / "report.html"
     assert page.exists(), out.stdout + out.stderr
     data = json.loads((sweep / "report" / "report.json").read_text())
-    assert len(data["runs"]) == 6  # the failed experiment has no results to report
+    assert len(data["runs"]) == 4  # the failed experiment has no results to report
     assert {g["model"] for g in data["groups"]} == {"tiny", "small"}
     seeds = {g["model"]: g["seeds"] for g in data["groups"]}
-    assert all(g["ratios"] == [0.0, 0.5] for g in data["groups"]) and seeds == {"tiny": [0, 1], "small": [0]}
+    assert all(g["ratios"] == [0.0, 0.5] for g in data["groups"]) and seeds == {"tiny": [0], "small": [0]}
     # two sizes were seen (the fit itself needs scores above zero at ratio 0, which 1 epoch on 48
     # examples may not reach; test_report.py checks the fit on known answers)
     assert "replace" in data["size_fit"]

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, GPTNeoXConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from synthmix import paths
 from synthmix.params import Params
+from synthmix.tokenizer import load_tokenizer  # noqa: F401  (re-exported: every stage loads it from here)
 
 #: (hidden size, layers, attention heads); Pythia's ratios: intermediate = 4 x hidden
 LADDER_SHAPES: dict[str, tuple[int, int, int]] = {
@@ -52,14 +53,6 @@ def attention_implementation() -> str:
     (one epoch of math, tiny, batch 8: 7.8 s vs 8.2 s).
     """
     return "sdpa" if torch.cuda.is_available() else "eager"
-
-
-def load_tokenizer(path: Path | str) -> PreTrainedTokenizerBase:
-    """A tokenizer with a pad token (hub causal LMs often lack one: reuse EOS then)."""
-    tok = AutoTokenizer.from_pretrained(path)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
 
 
 def ladder_model(size: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pathlib import Path
+
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from synthmix import paths
 from synthmix.params import Params
@@ -38,12 +40,21 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int) -> PreTrainedTokenize
     )
 
 
+def load_tokenizer(path: Path | str) -> PreTrainedTokenizerBase:
+    """A tokenizer with a pad token (hub causal LMs often lack one: reuse EOS then).
+
+    Here, not in synthmix.modeling: loading a tokenizer needs none of transformers' model code,
+    whose import (~4 s on a 2-core CPU) was most of the tokenizer stage's time."""
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def run(params: Params) -> None:
     """Save the tokenizer every later stage loads from models/tokenizer: the pretrained base's
     (models/base/<size>) for a ladder model, the model's own for a hub id or a local checkpoint
     (with pad = EOS when it has no pad token), so later stages never need to know which."""
-    from synthmix.modeling import load_tokenizer
-
     out = paths.tokenizer()
     source = paths.base(params.model) if params.uses_ladder else params.model
     if params.uses_ladder and not (paths.base(params.model) / "tokenizer.json").exists():
