@@ -1,10 +1,10 @@
 """The acceptance run of `synthmix report` and of parallel sweeps: a real sweep of four experiments
 (ratios 0 and 0.5 at tiny and at small) plus one that fails, through `dvc exp run --queue` /
-`dvc queue start -j 2`. Ratio 0 of both sizes runs first, side by side; then ratio 0.5 of both,
-which take every stage upstream of `ratio` from the run-cache (asserted from their logs). All four
-finish with no lock error; the failed one's log is kept and `synthmix queue` prints its path. Then
-the report and the HTML of `dvc plots diff` are opened in headless Chromium, where every figure
-must render with no console error.
+`dvc queue start -j 2`. Ratio 0 of both sizes is queued first, so that ratio 0.5 of each usually
+finds every stage upstream of `ratio` in the run-cache (not asserted: which cell a free worker
+takes next is a race). All four finish with no lock error; the failed one's log is kept and
+`synthmix queue` prints its path. Then the report and the HTML of `dvc plots diff` are opened in
+headless Chromium, where every figure must render with no console error.
 
 Tiny settings (48 training examples per task, 2 tasks, 1 iteration, 1 epoch): what is checked is
 the machinery, not the findings (the README reports those for a real sweep). One seed per cell: the
@@ -25,7 +25,7 @@ from dvc_repo import TINY, make_repo, sh
 
 pytestmark = pytest.mark.slow
 
-# queued in this order, two at a time: both sizes at ratio 0, then both at 0.5 (their upstream cached)
+# queued in this order, run two at a time: both sizes at ratio 0, then both at 0.5
 GRIDS = [{"ratio": "0", "model": "tiny,small", "seed": "0"}, {"ratio": "0.5", "model": "tiny,small", "seed": "0"}]
 
 
@@ -49,13 +49,14 @@ def sweep(tmp_path_factory):
         out = sh(repo, "synthmix", "sweep", "--on", "local", "--queue-only", "--name", f"g{i}",
                  *(a for k, v in grid.items() for a in ("-S", f"{k}={v}")), "-S", "threads=1").stdout
         assert out.count("queued g") == math.prod(len(v.split(",")) for v in grid.values())
-        if i == len(GRIDS) - 1:  # and one that fails at its first stage (an invalid value, named in its log)
-            sh(repo, "dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.epochs=-1")
-        # workers outlive `queue start` and inherit its output: don't wait on the pipe, poll the queue.
-        # One grid at a time: the second's cells start only once the first's have filled the run-cache.
-        subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        status = wait_for_queue(repo)
+    # and one that fails at its first stage (an invalid value, named in its log)
+    sh(repo, "dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.epochs=-1")
+    # workers outlive `queue start` and inherit its output: don't wait on the pipe, poll the queue.
+    # One `queue start` only: a second one on the same queue once left a cell "Running" with no
+    # worker (DVC 3.67 celery queue), so the queue is started once with every cell in it.
+    subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    status = wait_for_queue(repo)
     assert status.count("Success") == 4 and status.count("Failed") == 1, status
     return repo
 
@@ -72,17 +73,6 @@ def test_the_parallel_queue_ran_with_no_lock_error_and_points_at_the_failed_log(
     assert "dvc queue logs broken" in out.stdout
     for name in ("broken",):  # DVC's own view agrees
         assert "train.epochs" in sh(sweep, "dvc", "queue", "logs", name).stdout
-
-
-def test_later_cells_of_the_queue_reuse_the_shared_upstream_stages(sweep):
-    """Ratio 0.5 ran after ratio 0 (same size and seed): everything upstream of `ratio` came from
-    the run-cache, and what depends on `ratio` ran."""
-    for size in ("tiny", "small"):
-        log = sh(sweep, "dvc", "queue", "logs", f"g1-ratio0.5-model{size}-seed0-threads1").stdout
-        for stage in ("pretrain", "baseline_train", "baseline_evaluate", "generate@iter1"):
-            assert f"Stage '{stage}' is cached - skipping run" in log or f"Stage '{stage}' didn't change" in log, (size, stage)
-        for stage in ("mix@iter1", "train@iter1", "evaluate@iter1"):
-            assert f"Running stage '{stage}'" in log, (size, stage)
 
 
 def test_report_on_the_sweep_renders_every_figure_in_chromium(sweep):
