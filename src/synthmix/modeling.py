@@ -7,14 +7,12 @@ with the default 2k-token vocabulary) or anything `AutoModelForCausalLM.from_pre
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import AutoModelForCausalLM, GPTNeoXConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from synthmix import paths
 from synthmix.params import Params
-from synthmix.tokenizer import load_tokenizer  # noqa: F401  (re-exported: every stage loads it from here)
+from synthmix.tokenizer import load_tokenizer  # noqa: F401 - re-exported: the stages load tokenizers from here
 
 #: (hidden size, layers, attention heads); Pythia's ratios: intermediate = 4 x hidden
 LADDER_SHAPES: dict[str, tuple[int, int, int]] = {
