@@ -10,7 +10,6 @@ each. Saved as a transformers tokenizer, so it loads with
 from __future__ import annotations
 
 from collections.abc import Iterator
-
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
