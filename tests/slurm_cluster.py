@@ -1,6 +1,6 @@
 """A real one-node Slurm cluster on 127.0.0.1 for tests: Debian's munged, slurmctld and slurmd, each
 with its files in a temporary directory (its own munge socket and key, state, spool, logs and ports),
-as tests/test_sharing.py starts a real sshd. Needs root and the Debian packages slurmctld, slurmd,
+as tests/test_pipeline.py starts a real sshd. Needs root and the Debian packages slurmctld, slurmd,
 slurm-client and munge (.ci/run installs them)."""
 
 from __future__ import annotations

@@ -1,13 +1,24 @@
 """End to end through the real `dvc` CLI, in a temporary git repository, on tiny settings.
 
 Slow by nature (each stage is a real process that imports torch); kept to a few runs that each
-check several things.
+check several things. Team sharing is proven on the same study, with clones: A's repository (the
+study) has a git remote (a bare repository) and two DVC remotes in its committed .dvc/config, a
+local directory and an SSH remote served by a real OpenSSH server on 127.0.0.1 with key
+authentication (skipped where no sshd exists; CI installs Debian's openssh-server; the key is per
+user, in .dvc/config.local). A pushes its ratio-0.3 experiment to each; per remote, B pulls it and
+C reruns the same params and computes nothing (run-cache).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +29,100 @@ from dvc_repo import TINY, make_repo, offline, ran_stages, sh
 pytestmark = pytest.mark.slow
 
 
+SHARED = ("models", "data/synthetic", "data/mixed")
+
+
+def digests(repo: Path) -> dict[str, str]:
+    """SHA-256 of every file under the shared output folders."""
+    out = {}
+    for top in SHARED:
+        for path in sorted((repo / top).rglob("*")):
+            if path.is_file() and path.name != ".gitignore":
+                out[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
-    """A repository where the tiny study has run once with `dvc exp run`."""
-    repo = make_repo(tmp_path_factory.mktemp("pipeline"), {**TINY, "tasks": ["math", "commonsense"]})
+def ssh_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """An OpenSSH server on 127.0.0.1 with key auth; yields (a DVC ssh:// URL, the client key file)."""
+    tmp_path = tmp_path_factory.mktemp("ssh")
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd):
+        pytest.skip("no sshd (CI installs Debian's openssh-server)")
+    pytest.importorskip("dvc_ssh")
+    etc = tmp_path / "sshd"
+    etc.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(etc / "host_key")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(etc / "client_key")], check=True)
+    (etc / "authorized_keys").write_text((etc / "client_key.pub").read_text())
+    os.chmod(etc / "authorized_keys", 0o600)
+    port = free_port()
+    (etc / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {etc / 'host_key'}\nPidFile {etc / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {etc / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+        "StrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(etc / "sshd_config")], stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"sshd did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+    storage = tmp_path / "ssh-storage"
+    storage.mkdir()
+    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    try:
+        yield f"ssh://{user}@127.0.0.1:{port}{storage}", str(etc / "client_key")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, request) -> Path:
+    """A repository where the tiny study has run once with `dvc exp run`, with its remotes: git
+    (`origin`, a bare repository) and DVC (`store`, a directory, the default; `team`, SSH, where
+    there is an sshd), both committed, so clones get them."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    repo = make_repo(tmp, {**TINY, "tasks": ["math", "commonsense"]})
+    try:
+        url, keyfile = request.getfixturevalue("ssh_remote")
+    except pytest.skip.Exception:
+        url, keyfile = None, None
+    sh(tmp, "git", "init", "-q", "--bare", "-b", "main", str(tmp / "origin.git"))
+    sh(repo, "dvc", "remote", "add", "-d", "store", str(tmp / "store"))
+    if url:
+        sh(repo, "dvc", "remote", "add", "team", url)
+        sh(repo, "dvc", "remote", "modify", "--local", "team", "keyfile", keyfile)  # per user, never committed
+    sh(repo, "git", "add", ".dvc/config")
+    sh(repo, "git", "commit", "-qm", "remotes")
+    sh(repo, "git", "remote", "add", "origin", str(tmp / "origin.git"))
+    sh(repo, "git", "push", "-q", "origin", "main")
     # with no network at all: nothing may wait on a hub or telemetry time-out
     first = sh(repo, *offline(("dvc", "exp", "run")))
     (repo / "first_run.log").write_text(first.stdout + first.stderr)
     return repo
+
+
+@pytest.fixture(scope="module")
+def new_ratio(study: Path) -> tuple[str, dict, dict[str, str]]:
+    """`dvc exp run -n new-ratio -S ratio=0.3` in the study: (its output, iteration 1's metrics,
+    the digests of its shared outputs)."""
+    out = sh(study, "dvc", "exp", "run", "-n", "new-ratio", "-S", "ratio=0.3").stdout
+    return out, json.loads((study / "metrics/iterations/iter1.json").read_text()), digests(study)
 
 
 def test_the_study_produces_every_versioned_output(study):
@@ -84,9 +181,8 @@ def test_nothing_changed_runs_no_stage(study):
     assert ran_stages(out.stdout) == set(), out.stdout
 
 
-def test_a_new_ratio_reruns_only_what_depends_on_it(study):
-    out = sh(study, "dvc", "exp", "run", "-S", "ratio=0.3")
-    ran = ran_stages(out.stdout)
+def test_a_new_ratio_reruns_only_what_depends_on_it(study, new_ratio):
+    ran = ran_stages(new_ratio[0])
     assert "mix@iter1" in ran and "train@iter2" in ran
     # external data, tokenizer, the baseline and iteration 1's synthetic data come from the cache
     assert not ran & {"pretrain", "prepare", "tokenizer", "baseline_mix", "baseline_train", "baseline_evaluate", "generate@iter1",
@@ -95,6 +191,53 @@ def test_a_new_ratio_reruns_only_what_depends_on_it(study):
     assert mix["math"]["synthetic"] == round(0.3 * 48)
     diff = sh(study, "dvc", "metrics", "diff", "--json").stdout
     assert "metrics/iterations/iter1.json" in diff
+
+
+def round_trip(study: Path, new_ratio: tuple[str, dict, dict[str, str]], remote: str) -> None:
+    """A pushes the new-ratio experiment to `remote`; B pulls it; C reruns its params and computes
+    nothing."""
+    _, metrics_a, files_a = new_ratio
+    assert "[ok] DVC remote writable" in sh(study, "synthmix", "remote", "--remote", remote).stdout
+    sh(study, "dvc", "exp", "push", "--run-cache", "-r", remote, "origin", "new-ratio")
+    tmp = study.parent
+    keyfile = next((line.split("=", 1)[1].strip() for line in (study / ".dvc/config.local").read_text().splitlines()
+                    if line.strip().startswith("keyfile")), None) if remote == "team" else None
+
+    def clone(name: str) -> Path:
+        repo = tmp / f"{name}-{remote}"
+        sh(tmp, "git", "clone", "-q", str(tmp / "origin.git"), str(repo))
+        sh(repo, "dvc", "remote", "default", "--local", remote)
+        if keyfile:
+            sh(repo, "dvc", "remote", "modify", "--local", "team", "keyfile", keyfile)
+        return repo
+
+    b = clone("b")
+    sh(b, "dvc", "exp", "pull", "--run-cache", "origin", "new-ratio")
+    shown = json.loads(sh(b, "dvc", "exp", "show", "--json").stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])
+            if any(r.get("name") == "new-ratio" for r in e.get("revs", []))]
+    assert exps, json.dumps(shown)[:2000]
+    exp = next(r for r in exps[0]["revs"] if r.get("name") == "new-ratio")
+    assert exp["data"]["metrics"]["metrics/iterations/iter1.json"]["data"] == metrics_a
+
+    sh(b, "dvc", "exp", "apply", "new-ratio")
+    assert digests(b) == files_a  # models and synthetic data restored byte for byte
+
+    # a teammate who runs the same params computes nothing: every stage comes from the run-cache
+    c = clone("c")
+    out = sh(c, "dvc", "exp", "run", "--pull", "-S", "ratio=0.3")
+    assert ran_stages(out.stdout) == set(), out.stdout
+    assert digests(c) == files_a
+
+
+def test_directory_remote_round_trip(study, new_ratio):
+    round_trip(study, new_ratio, "store")
+
+
+def test_ssh_remote_round_trip(study, new_ratio):
+    if "team" not in sh(study, "dvc", "remote", "list").stdout:
+        pytest.skip("no sshd (CI installs Debian's openssh-server)")
+    round_trip(study, new_ratio, "team")
 
 
 def test_invalid_params_stop_before_anything_is_written(tmp_path):
