@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "prepare": {"train_size": 48, "test_size": 12},
+    "prepare": {"train_size": 48, "test_size": 12, "sizes": {}},  # sizes: every task at train_size
     "train": {"epochs": 1, "batch_size": 16},
     "generate": {"batch_size": 64},
     "evaluate": {"diversity_samples": 12, "batch_size": 32},

@@ -35,7 +35,7 @@ def wait_for_queue(repo, timeout_s: float = 2400) -> str:
         status = sh(repo, "dvc", "queue", "status").stdout
         if not any(word in status for word in ("Queued", "Running")):
             return status
-        time.sleep(5)
+        time.sleep(15)  # each `dvc queue status` costs ~1 s of CPU that the experiments need
     raise AssertionError(f"the queue did not finish in {timeout_s}s:\n{status}")
 
 

@@ -53,10 +53,10 @@ def test_the_builtin_rules_reject_real_gold_examples(load, name, rejected):
 
 # (task, the gold train example's fields to replace, the expectations the sample must fail)
 MALFORMED = [
-    ("commonsense", {"completion": " F) nothing"}, {"check:valid_choice", "check:choice_text_matches"}),
-    ("commonsense", {"completion": " B) river"}, {"check:choice_text_matches"}),  # B is "garden"
-    ("commonsense", {"completion": " A"}, {"completion_length", "check:choice_text_matches"}),
-    ("commonsense", {"prompt": "Question: where?\nAnswer:"}, {"check:prompt_format", "check:choice_text_matches"}),
+    ("commonsense", {"completion": " nothing"}, {"check:valid_choice"}),  # not one of the options
+    ("commonsense", {"completion": " B) garden"}, {"check:valid_choice"}),  # a letter and a text: not an option
+    ("commonsense", {"completion": " garden\nQuestion: what?"}, {"check:single_line"}),  # B is "garden"
+    ("commonsense", {"prompt": "Question: where?\nAnswer:"}, {"check:prompt_format", "check:valid_choice"}),
     ("math", {"completion": " Ann has 7 apples."}, {"check:answer_parses"}),
     ("math", {"completion": " #### 7"}, {"completion_length"}),
     ("math", {"completion": " 3 + 4 = 7." * 100 + "\n#### 7"}, {"completion_length"}),

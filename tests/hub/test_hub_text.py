@@ -33,13 +33,13 @@ def test_commonsense_qa_maps_to_five_way_choice_scored_by_the_family(load):
     milk = test[0]
     assert milk["prompt"] == ("Question: Where is a good place to keep milk cold?\n"
                               "Choices: A) oven B) table C) fridge D) sun E) pocket\nAnswer:")
-    assert milk["completion"] == " C) fridge" and milk["label"] == 2
+    assert milk["completion"] == " fridge" and milk["label"] == 2
     assert task.choices(milk)[milk["label"]] == milk["completion"]
     assert _correct(task, test, [ex["completion"] for ex in test]) == [1.0, 1.0]
-    assert _correct(task, test, [" A) oven", " E) noise"]) == [0.0, 0.0]
+    assert _correct(task, test, [" oven", " C) fridge"]) == [0.0, 0.0]  # another option; a letter
     # labels listed E..A in the row: options are put in label order, the gold follows its label
     bird = train[2]
-    assert bird["choices"] == ["eyes", "tail", "wings", "beak", "feet"] and bird["completion"] == " C) wings"
+    assert bird["choices"] == ["eyes", "tail", "wings", "beak", "feet"] and bird["completion"] == " wings"
     assert "\n" not in bird["prompt"].split("\n")[0] and "relax on a Sunday" in train[1]["prompt"]
     assert _checks_pass(task, train, test)
 

@@ -1,4 +1,4 @@
-"""The commonsense family: generated world, multiple-choice format, letter extraction, scoring."""
+"""The commonsense family: generated world, multiple-choice format (cloze answers), extraction, scoring."""
 
 from __future__ import annotations
 
@@ -53,25 +53,32 @@ def test_gold_letters_are_spread_over_a_to_e(splits):
     assert set(counts) == set(range(5)) and max(counts.values()) < 0.35 * 1000
 
 
-def test_extract_reads_the_leading_letter():
-    assert TASK.extract(" B) garage") == "B"
-    assert TASK.extract("E") == "E"
-    assert TASK.extract(" (C) library") == "C"
-    assert TASK.extract(" D. closet") == "D"
-    assert TASK.extract(" Banana") is None  # a word starting with a letter is not a choice
-    assert TASK.extract(" F) zoo") is None
-    assert TASK.extract(" b) garage") is None
-    assert TASK.extract("") is None
+def test_the_answer_is_the_options_text_not_its_letter(splits):
+    for ex in splits[1][:50]:
+        assert ex["completion"] == " " + ex["choices"][ex["label"]]
+        assert "Choices: A) " in ex["prompt"]  # the options are still listed with letters
+    assert TASK.extract(" garage") == "garage"
+    assert TASK.extract(" music room\nQuestion: more") == "music room"  # the first line
+    assert TASK.extract("  ") is None and TASK.extract("") is None
 
 
-def test_score_gold_right_and_other_letters_wrong(splits):
+def test_score_matches_the_named_option_and_rejects_letters_and_other_words(splits):
+    ex = splits[1][0]
+    gold, other = ex["choices"][ex["label"]], ex["choices"][(ex["label"] + 1) % 5]
+    scored = TASK.score([ex] * 6, [f" {gold}", f" {gold.upper()} ", f" {other}", f" {'ABCDE'[ex['label']]}",
+                                   f" {'ABCDE'[ex['label']]}) {gold}", " zoo"])
+    assert [s.correct for s in scored] == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert scored[0].extracted == gold
+
+
+def test_score_gold_right_and_other_options_wrong(splits):
     test = splits[1][:50]
     assert [s.correct for s in TASK.score(test, [ex["completion"] for ex in test])] == [1.0] * 50
     wrong = [TASK.choices(ex)[(ex["label"] + 1) % 5] for ex in test]
     scored = TASK.score(test, wrong)
     assert all(s.correct == 0.0 for s in scored)
     assert TASK.summarize(test, scored) == {"accuracy": 0.0}
-    assert TASK.score(test[:1], [" nonsense"])[0].extracted is None
+    assert TASK.score(test[:1], [" nonsense"])[0].correct == 0.0  # no option's text
 
 
 def test_trivial_baseline_is_chance(splits):
@@ -84,17 +91,17 @@ def test_parse_instance_round_trips(splits):
         assert {k: parsed[k] for k in ("prompt", "completion", "choices", "label")} == {
             k: ex[k] for k in ("prompt", "completion", "choices", "label")
         }
-    assert TASK.parse_instance("Question: Where is a cat?\nAnswer: A) home") is None  # no choices
+    assert TASK.parse_instance("Question: Where is a cat?\nAnswer: home") is None  # no choices
     assert TASK.parse_instance("Question: Where?\nChoices: A) a B) b C) c D) d E) e") is None  # no answer
 
 
 def test_checks_flag_malformed_samples(splits):
     ex = splits[1][0]
     assert all(TASK.checks(ex).values())
-    other = LETTERS[(ex["label"] + 1) % 5]
-    mismatched = {**ex, "completion": f" {other}) {ex['choices'][ex['label']]}"}
-    assert TASK.checks(mismatched) == {"prompt_format": True, "valid_choice": True, "choice_text_matches": False}
-    assert TASK.checks({**ex, "completion": " garage"})["valid_choice"] is False
+    lettered = {**ex, "completion": f" {LETTERS[ex['label']]}) {ex['choices'][ex['label']]}"}
+    assert TASK.checks(lettered) == {"prompt_format": True, "valid_choice": False, "single_line": True}
+    assert TASK.checks({**ex, "completion": " zoo"})["valid_choice"] is False  # not an option
+    assert TASK.checks({**ex, "completion": ex["completion"] + "\nQuestion: x"})["single_line"] is False
     assert TASK.checks({**ex, "prompt": "Question: hi\nAnswer:"})["prompt_format"] is False
 
 

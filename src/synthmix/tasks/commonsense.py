@@ -11,7 +11,16 @@ Prompt and completion::
 
     Question: Where would you most likely find a velo?
     Choices: A) kitchen B) garage C) library D) closet E) garden
-    Answer:                                                        -> " A) kitchen"
+    Answer:                                                        -> " kitchen"
+
+The answer is the option's text, not its letter: the cloze form of multiple choice that
+lm-evaluation-harness uses for ARC, PIQA and HellaSwag (its `doc_to_choice` lists the options'
+texts), scored by each option's length-normalised log-likelihood and, for a generated answer, by
+which option it names. Measured at tiny (docs/regime.md, section 9): with " A) kitchen" as the
+completion, iteration 0 ranked the right option first 91% of the time, but the answers it sampled
+named the right letter 21% of the time, chance: the option's text carried the knowledge and the
+letter was a guess, so 79% of the synthetic answers paired one option's letter with another's
+text, a label no reader could resolve.
 
 Train/test split: for every (object, attribute) one of the four templates, drawn from the seed, is
 held out and only the test split asks it, so each of the 1,032 facts is one distinct test question,
@@ -103,7 +112,6 @@ _PROMPT = re.compile(
     r"^Question: (?P<q>[^\n]+)\nChoices: A\) (?P<A>.+?) B\) (?P<B>.+?) C\) (?P<C>.+?) D\) (?P<D>.+?) "
     r"E\) (?P<E>[^\n]+?)\nAnswer:$"
 )
-_LETTER = re.compile(r"^\s*\(?([A-E])(?:\)|\.|:|\s|$)")
 
 
 def _article(word: str) -> str:
@@ -141,7 +149,7 @@ class Commonsense(TaskFamily):
     hub_formats = ("commonsense_qa",)
     kind = "choice"
     score_name = "accuracy"
-    max_new_tokens = 16  # longest completion " E) musical instrument" is ~6 tokens
+    max_new_tokens = 16  # longest completion " musical instrument" is ~3 tokens
     completion_chars = (4, 40)
 
     def build(self, split: Literal["train", "test"], n: int, seed: int) -> list[Example]:
@@ -169,7 +177,7 @@ class Commonsense(TaskFamily):
             rows.append({
                 "id": f"{self.name}-{split}-{i:06d}",
                 "prompt": format_prompt(question, options),
-                "completion": f" {LETTERS[label]}) {gold}",
+                "completion": f" {gold}",
                 "choices": options,
                 "label": label,
                 "attribute": attr,
@@ -189,20 +197,29 @@ class Commonsense(TaskFamily):
         return docs
 
     def choices(self, example: Example) -> list[str]:
-        """The five candidate completions " A) <option>" ... " E) <option>"."""
-        return [f" {LETTERS[i]}) {opt}" for i, opt in enumerate(example["choices"])]
+        """The five candidate completions, " <option>" each, in label order."""
+        return [f" {opt}" for opt in example["choices"]]
 
     def extract(self, text: str) -> str | None:
-        """The choice letter at the start of a completion ("B" from " B) garage"), else None."""
-        m = _LETTER.match(text)
-        return m.group(1) if m else None
+        """The answer a completion names: its first line, stripped ("garage" from " garage"); None
+        when empty."""
+        line = text.strip().split("\n", 1)[0].strip()
+        return line or None
+
+    @staticmethod
+    def _option(answer: str | None, options: list[str]) -> int | None:
+        """The index of the option `answer` is (case and surrounding space aside), else None."""
+        if answer is None:
+            return None
+        folded = [opt.strip().lower() for opt in options]
+        return folded.index(answer.lower()) if answer.lower() in folded else None
 
     def score(self, examples: list[Example], completions: list[str]) -> list[Scored]:
-        """Correct when the extracted letter is the gold label's."""
+        """Correct when the answer is the gold option's text."""
         out = []
         for ex, text in zip(examples, completions):
-            letter = self.extract(text)
-            out.append(Scored(float(letter == LETTERS[ex["label"]]), letter, {}))
+            answer = self.extract(text)
+            out.append(Scored(float(self._option(answer, ex["choices"]) == ex["label"]), answer, {}))
         return out
 
     def summarize(self, examples: list[Example], scored: list[Scored]) -> dict[str, float]:
@@ -218,26 +235,25 @@ class Commonsense(TaskFamily):
         return "Question:"
 
     def parse_instance(self, text: str) -> Example | None:
-        """Split a written example at "\\nAnswer:"; the label is the letter the example answers."""
+        """Split a written example at "\\nAnswer:"; the label is the option the example answers."""
         head, sep, completion = text.partition("\nAnswer:")
         parsed = parse_prompt(head + sep) if sep else None
         if parsed is None:
             return None
         question, options = parsed
-        letter = self.extract(completion)
         return {
             "prompt": head + sep,
             "completion": completion,
             "choices": options,
-            "label": LETTERS.index(letter) if letter else None,
+            "label": self._option(self.extract(completion), options),
         }
 
     def checks(self, example: Example) -> dict[str, bool]:
-        """Prompt in format; completion names a letter A-E; the text after it is that option."""
+        """Prompt in format; the completion is one line that is one of the prompt's five options."""
         completion = example.get("completion") or ""
         parsed = parse_prompt(example.get("prompt") or "")
-        letter = self.extract(completion)
-        matches = False
-        if parsed is not None and letter is not None:
-            matches = completion.strip() == f"{letter}) {parsed[1][LETTERS.index(letter)]}"
-        return {"prompt_format": parsed is not None, "valid_choice": letter is not None, "choice_text_matches": matches}
+        return {
+            "prompt_format": parsed is not None,
+            "valid_choice": parsed is not None and self._option(self.extract(completion), parsed[1]) is not None,
+            "single_line": "\n" not in completion.strip(),
+        }

@@ -25,7 +25,8 @@ SQUAD_V2_COLUMNS = ("id", "context", "question", "answers")
 def commonsense_qa(row: dict[str, Any], index: int) -> Example:
     """tau/commonsense_qa -> commonsense: the five options in label order (A-E), gold = answerKey.
 
-    Prompt "Question: <q>\\nChoices: A) .. E) ..\\nAnswer:", completion " <letter>) <option>"."""
+    Prompt "Question: <q>\\nChoices: A) .. E) ..\\nAnswer:", completion " <option>"
+    (the gold option's text: the family's cloze answer)."""
     question = one_line(text(row, "question"))
     choices = struct(row, "choices", ("label", "text"))
     labels = texts(choices["label"], "choices.label")
@@ -47,7 +48,7 @@ def commonsense_qa(row: dict[str, Any], index: int) -> Example:
     return {
         "source_id": text(row, "id"),
         "prompt": format_prompt(question, options),
-        "completion": f" {key}) {options[label]}",
+        "completion": f" {options[label]}",
         "choices": options,
         "label": label,
         "concept": row.get("question_concept"),
