@@ -57,13 +57,13 @@ def _status(repo: Path, name: str) -> dict[str, str]:
     return {cell: state for state, cell in re.findall(r"^  (\S+)\s+(\S+)\s+job", out, re.M)}
 
 
-def _wait(repo: Path, name: str, until, timeout: float = 900) -> dict[str, str]:
+def _wait(repo: Path, name: str, until, timeout: float = 900, every: float = 2) -> dict[str, str]:
     deadline = time.time() + timeout
     while time.time() < deadline:
         states = _status(repo, name)
         if until(states):
             return states
-        time.sleep(2)
+        time.sleep(every)
     raise AssertionError(f"sweep {name} still {states} after {timeout:.0f}s")
 
 
@@ -82,7 +82,9 @@ def swept(team):
     killed = _wait(repo, "grid", lambda s: s[victim] != "running")
     # resubmitted at once, while the other cells may still run: only the killed one goes again
     retry = sh(repo, "synthmix", "sweep", "--name", "grid", "--retry-failed")
-    final = _wait(repo, "grid", lambda s: all(v not in ("pending", "running") for v in s.values()))
+    # the rest of the sweep takes minutes: poll less often (each status is a synthmix process and
+    # a squeue per cell, CPU the jobs need)
+    final = _wait(repo, "grid", lambda s: all(v not in ("pending", "running") for v in s.values()), every=10)
     return repo, origin, out, killed, retry.stdout, final, sweep
 
 
