@@ -200,8 +200,8 @@ def round_trip(study: Path, new_ratio: tuple[str, dict, dict[str, str]], remote:
     assert "[ok] DVC remote writable" in sh(study, "synthmix", "remote", "--remote", remote).stdout
     sh(study, "dvc", "exp", "push", "--run-cache", "-r", remote, "origin", "new-ratio")
     tmp = study.parent
-    keyfile = next((line.split("=", 1)[1].strip() for line in (study / ".dvc/config.local").read_text().splitlines()
-                    if line.strip().startswith("keyfile")), None) if remote == "team" else None
+    # the SSH key is A's own setting (.dvc/config.local, never committed): each clone sets it again
+    keyfile = sh(study, "dvc", "config", "--local", f"remote.{remote}.keyfile").stdout.strip() if remote == "team" else None
 
     def clone(name: str) -> Path:
         repo = tmp / f"{name}-{remote}"
