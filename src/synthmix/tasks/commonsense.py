@@ -41,7 +41,7 @@ import re
 from typing import Any, Literal
 
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
-from synthmix.tasks.text import unique_words
+from synthmix.tasks.text import first_line, unique_words
 
 LETTERS = "ABCDE"
 
@@ -203,16 +203,15 @@ class Commonsense(TaskFamily):
     def extract(self, text: str) -> str | None:
         """The answer a completion names: its first line, stripped ("garage" from " garage"); None
         when empty."""
-        line = text.strip().split("\n", 1)[0].strip()
-        return line or None
+        return first_line(text) or None
 
     @staticmethod
     def _option(answer: str | None, options: list[str]) -> int | None:
         """The index of the option `answer` is (case and surrounding space aside), else None."""
         if answer is None:
             return None
-        folded = [opt.strip().lower() for opt in options]
-        return folded.index(answer.lower()) if answer.lower() in folded else None
+        folded, wanted = [opt.strip().lower() for opt in options], answer.lower()
+        return folded.index(wanted) if wanted in folded else None
 
     def score(self, examples: list[Example], completions: list[str]) -> list[Scored]:
         """Correct when the answer is the gold option's text."""

@@ -26,7 +26,7 @@ from collections import Counter
 from typing import Any, Literal
 
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
-from synthmix.tasks.text import best_over_golds, unique_words
+from synthmix.tasks.text import best_over_golds, first_line, unique_words
 
 N_PEOPLE, N_COMPANIES, N_COUNTRIES, N_CITIES = 500, 130, 60, 60
 #: facts only the test split asks (drawn from the experiment's seed): as in Natural Questions, most
@@ -162,8 +162,7 @@ class Factual(TaskFamily):
 
     def extract(self, text: str) -> str | None:
         """The completion's first line, stripped; None when empty."""
-        line = text.strip().split("\n", 1)[0].strip()
-        return line or None
+        return first_line(text) or None
 
     def score(self, examples: list[Example], completions: list[str]) -> list[Scored]:
         """Exact match after SQuAD normalisation, max over the gold aliases."""

@@ -32,7 +32,7 @@ import re
 from typing import Any, Literal
 
 from synthmix.tasks.base import Example, Scored, TaskFamily, register
-from synthmix.tasks.text import best_over_golds, build_partitioned, normalize_answer, unique_words
+from synthmix.tasks.text import best_over_golds, build_partitioned, first_line, normalize_answer, unique_words
 
 NO_ANSWER = "unanswerable"
 UNANSWERABLE_SHARE = 1 / 3
@@ -145,7 +145,7 @@ class Reading(TaskFamily):
     def extract(self, text: str) -> str:
         """The completion's first line, stripped; "unanswerable" (any case) and an empty completion
         are the empty prediction, which is how SQuAD 2.0 represents "no answer"."""
-        line = text.strip().split("\n", 1)[0].strip()
+        line = first_line(text)
         return "" if line.lower() == NO_ANSWER else line
 
     def score(self, examples: list[Example], completions: list[str]) -> list[Scored]:

@@ -1,6 +1,7 @@
-"""Text helpers shared by task families: SQuAD-style answer normalisation and scoring (the
-official SQuAD 2.0 script's rules; factual and reading), made-up names (factual and reading), and
-the stable hash that splits a generated item space into train and test (math, reading, code)."""
+"""Text helpers shared by task families: a short answer's first line (commonsense, factual,
+reading), SQuAD-style answer normalisation and scoring (the official SQuAD 2.0 script's rules;
+factual and reading), made-up names (factual and reading), and the stable hash that splits a
+generated item space into train and test (math, reading, code)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from typing import Any
 
 _PUNCT = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+
+
+def first_line(text: str) -> str:
+    """A completion's first line, stripped: a short answer ends where the model starts a new line."""
+    return text.strip().split("\n", 1)[0].strip()
 
 
 def normalize_answer(text: str) -> str:
