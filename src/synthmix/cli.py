@@ -282,5 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+def entry() -> int:
+    """The `synthmix` console script: a heavy verb (one that imports torch) runs in a child of the warm
+    zygote (zygote.py) when it can, and here otherwise; every other verb, and `--help`, here."""
+    argv = sys.argv[1:]
+    verb = next((arg for arg in argv if not arg.startswith("-")), None)
+    help_asked = any(arg in ("-h", "--help", "--version") for arg in argv)
+    if not help_asked and argv and argv[0] == verb:
+        from synthmix import zygote
+
+        if verb in zygote.HEAVY and zygote.enabled() and "RANK" not in os.environ:
+            code = zygote.call(argv)
+            if code is not None:
+                return code
+    return main(argv)
+
+
 if __name__ == "__main__":
     sys.exit(main())
