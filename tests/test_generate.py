@@ -111,3 +111,41 @@ def test_max_new_tokens_overrides_the_family_budget_in_generate_and_evaluate(pro
     evaluation.evaluate_task(params.model_copy(update={"max_new_tokens": {}}), 0, task)
     assert [b[:2] for b in budgets] == [(48, False), (48, True)]
     assert "generation budget" not in capsys.readouterr().out
+
+
+def test_tasks_side_by_side_sample_and_score_what_one_after_another_do(tmp_path, monkeypatch):
+    """generate and evaluate run their tasks in forked workers on a CPU (workers: 0 -> one per core):
+    the synthetic sets are the same bytes as with `workers: 1`, the scores the same numbers."""
+    from synthmix import evaluation
+
+    monkeypatch.chdir(tmp_path)
+    names = ["math", "reading", "code"]
+    texts = []
+    for name in names:
+        task = get_task(name)
+        write_jsonl(paths.external(name, "train"), task.build("train", 16, 0))
+        write_jsonl(paths.external(name, "test"), task.build("test", 6, 0))
+        texts += [e["prompt"] + e["completion"] for e in task.build("train", 16, 0)]
+    tok = train_tokenizer(iter(texts), 300)
+    for name in names:
+        params = parse_params({"tasks": names})
+        model = modeling.ladder_model(params.model, tok)
+        model.save_pretrained(paths.model(0, name))
+        tok.save_pretrained(paths.model(0, name))
+    paths.ensure_parent(paths.scores(0)).write_text(json.dumps({n: {"score": 0.5, "ece": 0.1} for n in names}))
+    outputs = {}
+    for n_workers in (1, 2):
+        params = parse_params({"tasks": names, "workers": n_workers, "prepare": {"train_size": 16},
+                               "generate": {"size_factor": 0.5}, "evaluate": {"diversity_samples": 4}})
+        gate.run(params, 0)
+        assert generate.run(params, 1) == 0
+        evaluation.run(params, 0)
+        outputs[n_workers] = (
+            {n: paths.synthetic_raw(1, n).read_bytes() for n in names},
+            json.loads(paths.scores(0).read_text()),
+        )
+    (raw_1, scores_1), (raw_2, scores_2) = outputs[1], outputs[2]
+    assert raw_2 == raw_1
+    assert sorted(scores_2) == sorted(names)
+    for name in names:
+        assert scores_2[name] == pytest.approx(scores_1[name], rel=1e-5, abs=1e-7)

@@ -42,3 +42,25 @@ def test_worker_count_follows_the_params():
     assert workers.count(parse_params({"model": "EleutherAI/pythia-410m"}), n_tasks=5) == 1
     auto = workers.count(parse_params({}), n_tasks=5)
     assert auto == (1 if torch.cuda.is_available() else min(workers.cores(), 5))
+
+
+def _started(task: str, log: str) -> str:
+    import os
+    import time
+
+    with open(os.path.join(log, task), "w") as f:
+        f.write(str(time.monotonic_ns()))
+    time.sleep(0.3)
+    return task.upper()
+
+
+def test_the_first_tasks_start_first_and_results_keep_the_task_order(tmp_path):
+    # evaluate starts code first: judging its programs is most of the stage's time, and started
+    # last it would run alone at the end
+    tasks = ["a", "b", "c", "d", "code"]
+    out = workers.map_tasks(functools.partial(_started, log=str(tmp_path)), tasks, workers=2, threads=1,
+                            first=["code"])
+    assert out == ["A", "B", "C", "D", "CODE"]
+    start = {t: int((tmp_path / t).read_text()) for t in tasks}
+    assert sorted(tasks, key=start.get)[:2] == ["code", "a"]
+    assert start["code"] < start["b"] < start["c"] < start["d"]

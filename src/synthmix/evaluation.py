@@ -17,11 +17,12 @@ processes (see `synthmix.distributed`).
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from typing import Any
 
-from synthmix import distributed, inference, metrics, modeling, paths
+from synthmix import distributed, inference, metrics, modeling, paths, workers
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
 from synthmix.tasks import Example, TaskFamily
@@ -158,14 +159,27 @@ def evaluate_task(params: Params, iteration: int, task: TaskFamily) -> tuple[dic
     return result, rows, reliability
 
 
+def _evaluate_named(params: Params, iteration: int, name: str):
+    return evaluate_task(params, iteration, params.task(name))  # configured: e.g. code's sandbox limits
+
+
 def run(params: Params, iteration: int) -> None:
-    """Evaluate every task's model of `iteration`; write metrics, reliability data and predictions."""
-    distributed.state()  # joins the process group under `accelerate launch`; one process otherwise
+    """Evaluate every task's model of `iteration`; write metrics, reliability data and predictions.
+
+    On a CPU the tasks are scored side by side in `workers.count` forked processes, as train's are
+    (a ladder model's matrices do not fill two cores); under `accelerate launch` every process
+    takes part in every task, one after the other."""
+    n_workers = workers.count(params, len(params.tasks))
+    if n_workers <= 1:
+        distributed.state()  # joins the process group under `accelerate launch`; one process otherwise
+    # nothing here touches a tensor before the fork (see synthmix.workers)
+    evaluations = workers.map_tasks(functools.partial(_evaluate_named, params, iteration), params.tasks,
+                                    n_workers, params.threads,
+                                    first=[name for name in params.tasks if params.task(name).runs_programs])
     scores: dict[str, Any] = {}
     reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}
-    for name in params.tasks:
-        task = params.task(name)  # configured: e.g. code's sandbox limits
-        evaluated = evaluate_task(params, iteration, task)
+    for name, evaluated in zip(params.tasks, evaluations):
+        task = params.task(name)
         if evaluated is None:  # not the main process: its share is done
             continue
         result, rows, reliability = evaluated

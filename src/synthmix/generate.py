@@ -18,12 +18,13 @@ its share of the batches, and the main process writes the gathered set (see `syn
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from pathlib import Path
 from typing import Any
 
-from synthmix import distributed, gate, inference, modeling, paths, quality
+from synthmix import distributed, gate, inference, modeling, paths, quality, workers
 from synthmix.params import Params
 from synthmix.records import read_jsonl, write_json, write_jsonl
 from synthmix.tasks import Example, TaskFamily
@@ -120,6 +121,10 @@ def preflight(params: Params, iteration: int) -> int:
     return gate.enforce(params, iteration - 1) if iteration >= 1 else 0
 
 
+def _generate_named(params: Params, iteration: int, prev: int, name: str) -> list[Example]:
+    return generate_task(params, iteration, params.task(name), prev)
+
+
 def run(params: Params, iteration: int) -> int:
     """Write data/synthetic/raw/iter<iteration>/<task>.jsonl for every task, plus meta.json."""
     if iteration < 1:
@@ -128,15 +133,20 @@ def run(params: Params, iteration: int) -> int:
     halted = gate.enforce(params, prev)
     if halted:
         return halted
-    distributed.state()  # joins the process group under `accelerate launch`; one process otherwise
+    n_workers = workers.count(params, len(params.tasks))
+    if n_workers <= 1:
+        distributed.state()  # joins the process group under `accelerate launch`; one process otherwise
     main = distributed.is_main_process()
     meta = {"iteration": iteration, "from_iteration": prev, "mode": params.generate.mode,
             "temperature": params.generate.temperature, "top_p": params.generate.top_p,
             "seed": params.seed, "tasks": {},
             "max_new_tokens": {name: params.generation_budget(params.task(name)) for name in params.tasks}}
-    for name in params.tasks:
-        task = params.task(name)
-        rows = generate_task(params, iteration, task, prev)
+    # On a CPU the tasks sample side by side in forked workers, as train's are trained (nothing here
+    # touches a tensor before the fork: see synthmix.workers); each batch is seeded by its number,
+    # so the samples are the same either way.
+    sampled = workers.map_tasks(functools.partial(_generate_named, params, iteration, prev), params.tasks,
+                                n_workers, params.threads)
+    for name, rows in zip(params.tasks, sampled):
         if not main:
             continue
         write_jsonl(paths.synthetic_raw(iteration, name), rows)

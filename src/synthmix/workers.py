@@ -55,12 +55,21 @@ def _call(job: tuple[Callable[[str], T], str, int]) -> T:
         raise RuntimeError(f"task {task}: {type(err).__name__}: {err}") from None
 
 
-def map_tasks(fn: Callable[[str], T], tasks: Sequence[str], workers: int, threads: int = 0) -> list[T]:
+def map_tasks(fn: Callable[[str], T], tasks: Sequence[str], workers: int, threads: int = 0,
+              first: Sequence[str] = ()) -> list[T]:
     """[fn(task) for task in tasks], in `workers` forked processes of `threads` threads each
     (0: cores / workers); in this process when workers is 1. `fn` must be a module-level function
-    or a functools.partial of one (it is pickled to the workers) and return picklable results."""
+    or a functools.partial of one (it is pickled to the workers) and return picklable results.
+
+    The workers take the tasks in `first` before the others (the longest ones: started last, one
+    would run alone at the end); the results are in the order of `tasks` all the same."""
     if workers <= 1 or len(tasks) <= 1:
         return [fn(task) for task in tasks]
     each = threads or max(1, cores() // workers)
+    order = sorted(range(len(tasks)), key=lambda i: tasks[i] not in first)  # stable: otherwise as given
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return pool.map(_call, [(fn, task, each) for task in tasks], chunksize=1)
+        done = pool.map(_call, [(fn, tasks[i], each) for i in order], chunksize=1)
+    results: list[T] = [None] * len(tasks)  # type: ignore[list-item]
+    for i, result in zip(order, done):
+        results[i] = result
+    return results

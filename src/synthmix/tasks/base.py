@@ -85,6 +85,9 @@ class TaskFamily(ABC):
     #: answer and gives the confidence: "mean" (per token, so long options are not penalised) or
     #: "sum" (the whole continuation's log-likelihood: lm-evaluation-harness's `acc`)
     choice_reduction: ClassVar[Literal["mean", "sum"]] = "mean"
+    #: scoring runs programs in the sandbox (code: ~38 ms a test item, most of an evaluation's time),
+    #: so a stage that runs tasks side by side starts these first (workers.map_tasks' `first`)
+    runs_programs: ClassVar[bool] = False
 
     # ----- data -------------------------------------------------------------------------------
     @abstractmethod

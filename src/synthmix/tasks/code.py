@@ -252,6 +252,7 @@ class Code(TaskFamily):
     hub_formats = ("mbpp", "humaneval")
     kind = "generate"
     score_name = "pass@1"
+    runs_programs = True
     max_new_tokens = 48  # longest gold body (the counting loop) is ~25 tokens
     completion_chars = (8, 400)
 
