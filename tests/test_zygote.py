@@ -174,3 +174,38 @@ def test_the_key_follows_what_a_child_would_inherit_stale():
     finally:
         os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert zygote.key(env) == same
+
+
+def test_a_long_first_stage_run_in_its_caller_restarts_the_zygotes_idle_clock(study):
+    """The first heavy stage runs in its caller while the zygote imports; when it ends (here: a
+    pretrain interrupted 3 s after the zygote serves) it pings the zygote, so a zygote that would
+    idle out during a long first stage (train: minutes) is still there for the next stage."""
+    runtime = Path(tempfile.mkdtemp(prefix="zg-", dir="/tmp"))
+    idle = 10
+    env = _env(runtime, SYNTHMIX_ZYGOTE_IDLE=str(idle))
+    try:
+        caller = subprocess.Popen(["synthmix", "pretrain", "--size", "tiny"], cwd=study, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while "serving" not in _log(runtime):
+            assert time.time() < deadline and caller.poll() is None, _log(runtime)
+            time.sleep(0.1)
+        time.sleep(3)
+        caller.send_signal(signal.SIGINT)  # in-process: KeyboardInterrupt, exit 130, then the ping
+        _, err = caller.communicate(timeout=60)
+        assert caller.returncode == 130, err[-2000:]
+        deadline = time.time() + idle + 30
+        while "idle: exiting" not in _log(runtime):
+            assert time.time() < deadline, _log(runtime)
+            time.sleep(0.2)
+        log = _log(runtime)
+        assert "ping: a verb ran in its caller" in log
+        stamp = lambda marker: time.mktime(time.strptime(  # noqa: E731
+            next(line for line in log.splitlines() if marker in line)[:19], "%Y-%m-%d %H:%M:%S"))
+        # without the ping it exits `idle` s after it began serving; with it, `idle` s after the ping
+        assert stamp("idle: exiting") - stamp("] serving") >= idle + 2
+    finally:
+        for sock in runtime.rglob("*.sock"):
+            sock.unlink()
+        time.sleep(1.5)
+        shutil.rmtree(runtime, ignore_errors=True)

@@ -292,9 +292,14 @@ def entry() -> int:
         from synthmix import zygote
 
         if verb in zygote.HEAVY and zygote.enabled() and "RANK" not in os.environ:
-            code = zygote.call(argv)
+            name = zygote.key()  # before the verb, which may set variables of its own
+            code = zygote.call(argv, name)
             if code is not None:
                 return code
+            try:
+                return main(argv)
+            finally:
+                zygote.ping(name)
     return main(argv)
 
 

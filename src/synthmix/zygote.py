@@ -24,7 +24,8 @@ How it behaves, so a stage cannot tell the difference:
 - Anything that goes wrong before the child starts (no socket directory, a zygote that cannot
   import, a full disk) falls back to running the verb in the calling process: slower, never lost.
 - The zygote serves only its own user (the socket's directory is 0700, and each peer's uid is
-  checked) and exits after `SYNTHMIX_ZYGOTE_IDLE` seconds without a request (default 120).
+  checked) and exits after `SYNTHMIX_ZYGOTE_IDLE` seconds without a request (default 300; a
+  verb that ran in its caller because the zygote was still importing counts as one when it ends).
   `SYNTHMIX_ZYGOTE=0` turns it off. Its log is beside its socket.
 
 The zygote itself never runs a tensor operation (OpenMP's thread pool does not survive a fork, see
@@ -176,7 +177,20 @@ def _connect_or_start(directory: Path, name: str) -> socket.socket | None:
     return sock
 
 
-def call(argv: list[str]) -> int | None:
+def ping(name: str) -> None:
+    """Tell this environment's zygote, if one serves, that a heavy verb just ran here in-process
+    (it was still importing when the verb started): its idle clock restarts now, not at the verb's
+    start, so a long first stage (train: minutes) does not outlast the zygote's wait for the next."""
+    try:
+        sock = _connect(runtime_dir() / f"{name}.sock")
+        if sock is not None:
+            with sock:
+                _send(sock, {"ping": True})
+    except OSError:
+        pass
+
+
+def call(argv: list[str], name: str | None = None) -> int | None:
     """Run `synthmix <argv>` in a child of the warm zygote; its exit status, or None when no zygote
     could take the call (the caller then runs the verb itself)."""
     try:
@@ -184,7 +198,7 @@ def call(argv: list[str]) -> int | None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if directory.stat().st_uid != os.getuid() or directory.stat().st_mode & 0o077:
             return None  # not ours alone: never hand our argv and environment to it
-        name = key()
+        name = name or key()
         sock = _connect_or_start(directory, name)
         if sock is None:
             return None
@@ -351,7 +365,7 @@ def _supervise(conn: socket.socket, request: dict, fds: list[int]) -> None:
 def serve(directory: Path, name: str) -> int:
     import fcntl
 
-    idle_s = float(os.environ.get("SYNTHMIX_ZYGOTE_IDLE", "120"))
+    idle_s = float(os.environ.get("SYNTHMIX_ZYGOTE_IDLE", "300"))
     lock = open(directory / f"{name}.lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -415,6 +429,12 @@ def serve(directory: Path, name: str) -> int:
             except (OSError, EOFError, ValueError) as err:
                 _log(f"bad request: {err}")
                 conn.close()
+                continue
+            if request.get("ping"):  # a caller ran a verb itself: the idle clock restarts (above)
+                _log("ping: a verb ran in its caller")
+                conn.close()
+                for fd in fds:
+                    os.close(fd)
                 continue
             pid = os.fork()
             if pid == 0:
