@@ -96,12 +96,17 @@ def test_a_per_stage_variable_keeps_the_zygote_and_the_params_come_from_the_call
     assert log.count("] serving") == 1  # DVC_ROOT differs per repository: no second zygote
 
 
-def _stage_pid(runtime: Path, verb: str, timeout_s: float = 120) -> int:
+def _stages(runtime: Path, verb: str) -> list[int]:
+    return [int(pid) for pid in re.findall(rf"{verb}: stage (\d+)", _log(runtime))]
+
+
+def _stage_pid(runtime: Path, verb: str, before: int, timeout_s: float = 120) -> int:
+    """The pid of the first `verb` stage the zygote started after the `before` it had started."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        found = re.findall(rf"{verb}: stage (\d+)", _log(runtime))
-        if found:
-            return int(found[-1])
+        found = _stages(runtime, verb)
+        if len(found) > before:
+            return found[before]
         time.sleep(0.1)
     raise AssertionError(f"no {verb} stage started: {_log(runtime)!r}")
 
@@ -125,9 +130,10 @@ def _gone_within(pid: int, seconds: float) -> bool:
 
 def test_sigkilling_the_caller_kills_its_stage(runtime, study):
     _warm(runtime, study)
+    before = len(_stages(runtime, "pretrain --size tiny"))
     caller = subprocess.Popen(["synthmix", "pretrain", "--size", "tiny"], cwd=study, env=_env(runtime),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stage = _stage_pid(runtime, "pretrain --size tiny")
+    stage = _stage_pid(runtime, "pretrain --size tiny", before)
     time.sleep(2)
     assert _alive(stage) and caller.poll() is None
     caller.kill()
@@ -137,9 +143,11 @@ def test_sigkilling_the_caller_kills_its_stage(runtime, study):
 
 def test_sigint_to_the_caller_interrupts_the_stage(runtime, study):
     _warm(runtime, study)
+    before = len(_stages(runtime, "pretrain --size tiny"))
     caller = subprocess.Popen(["synthmix", "pretrain", "--size", "tiny"], cwd=study, env=_env(runtime),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stage = _stage_pid(runtime, "pretrain --size tiny")
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    stage = _stage_pid(runtime, "pretrain --size tiny", before)
     time.sleep(3)
     caller.send_signal(signal.SIGINT)
     _, err = caller.communicate(timeout=60)
@@ -184,8 +192,11 @@ def test_a_long_first_stage_run_in_its_caller_restarts_the_zygotes_idle_clock(st
     idle = 10
     env = _env(runtime, SYNTHMIX_ZYGOTE_IDLE=str(idle))
     try:
+        # SIGINT at its default (a pytest-xdist worker ignores it, and so would its children):
+        # Python then turns it into KeyboardInterrupt
         caller = subprocess.Popen(["synthmix", "pretrain", "--size", "tiny"], cwd=study, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 120
         while "serving" not in _log(runtime):
             assert time.time() < deadline and caller.poll() is None, _log(runtime)
@@ -209,3 +220,22 @@ def test_a_long_first_stage_run_in_its_caller_restarts_the_zygotes_idle_clock(st
             sock.unlink()
         time.sleep(1.5)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_signal_the_caller_ignores_stays_ignored_in_the_stage(runtime, study):
+    """A background job's SIGINT is ignored; run through the zygote it must stay so (the stage keeps
+    running), as it would in a process of its own."""
+    _warm(runtime, study)
+    before = len(_stages(runtime, "pretrain --size tiny"))
+    caller = subprocess.Popen(["synthmix", "pretrain", "--size", "tiny"], cwd=study, env=_env(runtime),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    stage = _stage_pid(runtime, "pretrain --size tiny", before)
+    time.sleep(2)
+    caller.send_signal(signal.SIGINT)
+    os.kill(stage, signal.SIGINT)  # not even sent to the stage itself does it stop
+    time.sleep(2)
+    assert caller.poll() is None and _alive(stage)
+    caller.kill()
+    caller.wait()
+    assert _gone_within(stage, 3.0)

@@ -211,17 +211,19 @@ def call(argv: list[str], name: str | None = None) -> int | None:
                 fds.append(-1)
         valid = [fd for fd in fds if fd >= 0]
         affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        # a signal the caller ignores (SIGINT in a background job) stays ignored in the child
+        ignored = [int(s) for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]
         _send(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "fds": fds,
-                     "affinity": affinity, "path": sys.path}, valid)
+                     "affinity": affinity, "path": sys.path, "ignored": ignored}, valid)
         reply = _recv(sock)
     except (OSError, EOFError, ValueError):
         return None
     if not isinstance(reply, dict) or "pid" not in reply:
         return None
-    return _wait(sock, int(reply["pid"]))
+    return _wait(sock, int(reply["pid"]), ignored)
 
 
-def _wait(sock: socket.socket, group: int) -> int:
+def _wait(sock: socket.socket, group: int, ignored: list[int]) -> int:
     """Relay signals to the child's group until the supervisor reports the child's status."""
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -229,7 +231,8 @@ def _wait(sock: socket.socket, group: int) -> int:
         except OSError:
             pass
 
-    for signum in FORWARDED:
+    relayed = [s for s in FORWARDED if int(s) not in ignored]
+    for signum in relayed:
         signal.signal(signum, forward)
     try:
         status = _recv(sock)
@@ -237,7 +240,7 @@ def _wait(sock: socket.socket, group: int) -> int:
         print("synthmix: the warm-start supervisor died before the stage ended", file=sys.stderr)
         return 1
     finally:
-        for signum in FORWARDED:
+        for signum in relayed:
             signal.signal(signum, signal.SIG_DFL)
     if isinstance(status, dict) and status.get("signal"):
         signum = int(status["signal"])
@@ -277,9 +280,11 @@ def _child(request: dict, fds: list[int]) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    for signum in FORWARDED:
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ignored = set(request.get("ignored", ()))
+    for signum in FORWARDED:  # as a fresh interpreter of the caller's would have them
+        signal.signal(signum, signal.SIG_IGN if int(signum) in ignored else signal.SIG_DFL)
+    if int(signal.SIGINT) not in ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     received = iter(fds)
     for target, fd in zip((0, 1, 2), request["fds"]):
         source = next(received) if fd >= 0 else os.open(os.devnull, os.O_RDWR)
