@@ -169,12 +169,8 @@ def run(params: Params, iteration: int) -> None:
     On a CPU the tasks are scored side by side in `workers.count` forked processes, as train's are
     (a ladder model's matrices do not fill two cores); under `accelerate launch` every process
     takes part in every task, one after the other."""
-    n_workers = workers.count(params, len(params.tasks))
-    if n_workers <= 1:
-        distributed.state()  # joins the process group under `accelerate launch`; one process otherwise
     # nothing here touches a tensor before the fork (see synthmix.workers)
-    evaluations = workers.map_tasks(functools.partial(_evaluate_named, params, iteration), params.tasks,
-                                    n_workers, params.threads,
+    evaluations = workers.run_tasks(params, functools.partial(_evaluate_named, params, iteration),
                                     first=[name for name in params.tasks if params.task(name).runs_programs])
     scores: dict[str, Any] = {}
     reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}

@@ -133,19 +133,15 @@ def run(params: Params, iteration: int) -> int:
     halted = gate.enforce(params, prev)
     if halted:
         return halted
-    n_workers = workers.count(params, len(params.tasks))
-    if n_workers <= 1:
-        distributed.state()  # joins the process group under `accelerate launch`; one process otherwise
+    # On a CPU the tasks sample side by side in forked workers, as train's are trained (nothing here
+    # touches a tensor before the fork: see synthmix.workers); each batch is seeded by its number,
+    # so the samples are the same either way.
+    sampled = workers.run_tasks(params, functools.partial(_generate_named, params, iteration, prev))
     main = distributed.is_main_process()
     meta = {"iteration": iteration, "from_iteration": prev, "mode": params.generate.mode,
             "temperature": params.generate.temperature, "top_p": params.generate.top_p,
             "seed": params.seed, "tasks": {},
             "max_new_tokens": {name: params.generation_budget(params.task(name)) for name in params.tasks}}
-    # On a CPU the tasks sample side by side in forked workers, as train's are trained (nothing here
-    # touches a tensor before the fork: see synthmix.workers); each batch is seeded by its number,
-    # so the samples are the same either way.
-    sampled = workers.map_tasks(functools.partial(_generate_named, params, iteration, prev), params.tasks,
-                                n_workers, params.threads)
     for name, rows in zip(params.tasks, sampled):
         if not main:
             continue

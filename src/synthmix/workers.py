@@ -73,3 +73,13 @@ def map_tasks(fn: Callable[[str], T], tasks: Sequence[str], workers: int, thread
     for i, result in zip(order, done):
         results[i] = result
     return results
+
+
+def run_tasks(params: Params, fn: Callable[[str], T], first: Sequence[str] = ()) -> list[T]:
+    """A stage's [fn(task) for task in params.tasks]: side by side in `count` forked workers on a
+    CPU (`map_tasks`), else in this process, which first joins the process group under
+    `accelerate launch` (every process then takes part in every task, one after the other)."""
+    n_workers = count(params, len(params.tasks))
+    if n_workers <= 1:
+        distributed.state()
+    return map_tasks(fn, params.tasks, n_workers, params.threads, first)

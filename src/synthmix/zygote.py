@@ -190,15 +190,14 @@ def ping(name: str) -> None:
         pass
 
 
-def call(argv: list[str], name: str | None = None) -> int | None:
-    """Run `synthmix <argv>` in a child of the warm zygote; its exit status, or None when no zygote
-    could take the call (the caller then runs the verb itself)."""
+def call(argv: list[str], name: str) -> int | None:
+    """Run `synthmix <argv>` in a child of the warm zygote of key `name`; its exit status, or None
+    when no zygote could take the call (the caller then runs the verb itself)."""
     try:
         directory = runtime_dir()
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if directory.stat().st_uid != os.getuid() or directory.stat().st_mode & 0o077:
             return None  # not ours alone: never hand our argv and environment to it
-        name = name or key()
         sock = _connect_or_start(directory, name)
         if sock is None:
             return None
@@ -282,9 +281,8 @@ def _child(request: dict, fds: list[int]) -> None:
         pass
     ignored = set(request.get("ignored", ()))
     for signum in FORWARDED:  # as a fresh interpreter of the caller's would have them
-        signal.signal(signum, signal.SIG_IGN if int(signum) in ignored else signal.SIG_DFL)
-    if int(signal.SIGINT) not in ignored:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        signal.signal(signum, signal.SIG_IGN if int(signum) in ignored else default)
     received = iter(fds)
     for target, fd in zip((0, 1, 2), request["fds"]):
         source = next(received) if fd >= 0 else os.open(os.devnull, os.O_RDWR)
