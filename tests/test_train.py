@@ -49,8 +49,14 @@ def test_fine_tune_learns_logs_and_saves_a_loadable_checkpoint(tokenizer, tmp_pa
     model = modeling.ladder_model(params.model, tokenizer)
     summary = fine_tune(model, tokenizer, EXAMPLES, params.train, seed=0, log_dir=tmp_path / "live")
     with open(tmp_path / "live/plots/metrics/loss.tsv") as f:
-        losses = [float(row["loss"]) for row in csv.DictReader(f, delimiter="\t")]
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    losses = [float(row["loss"]) for row in rows]
     assert len(losses) == summary["steps"] == 40
+    # one row per optimizer step, numbered 0..39, in both curves, though dvclive syncs only at
+    # each flush of LOG_EVERY (16) steps (train._log_step)
+    with open(tmp_path / "live/plots/metrics/learning_rate.tsv") as f:
+        lr_steps = [int(row["step"]) for row in csv.DictReader(f, delimiter="\t")]
+    assert [int(row["step"]) for row in rows] == lr_steps == list(range(40))
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
     model.save_pretrained(tmp_path / "ckpt")
     assert (tmp_path / "ckpt/model.safetensors").exists()

@@ -15,6 +15,7 @@ worker is raised in the parent, naming the task.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -49,6 +50,11 @@ def count(params: Params, n_tasks: int) -> int:
 def _call(job: tuple[Callable[[str], T], str, int]) -> T:
     fn, task, threads = job
     torch.set_num_threads(threads)
+    # What the worker holds now (the imported torch and transformers, the previous task's survivors)
+    # is not garbage: out of the collector's sight, the full collection that accelerate's
+    # free_memory runs at the end of every task no longer walks it (a 10-step task: 0.57 -> 0.32 s
+    # here), and the inherited pages stay shared with the parent.
+    gc.freeze()
     try:
         return fn(task)
     except BaseException as err:  # re-raised in the parent, which sees which task failed
