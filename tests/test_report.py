@@ -185,7 +185,25 @@ def test_the_report_renders_the_quality_control_section(tmp_path):
     sections = render.sections(result, (["experiment"], []), "")
     qc = next(sec for sec in sections if sec.title.startswith("Quality control"))
     math = next(row for row in qc.tables[0][1] if row[2] == "math")
-    assert math[3].startswith("0.00 [") and math[4].startswith(">= 0.50 [") and math[5] == "+0.50"
+    assert math[3].startswith("0.00 [") and math[4].startswith(">= 0.50 [") and math[5] == "1" and math[6] == "+0.50"
+
+
+def test_verified_runs_with_redraws_are_compared_with_the_papers_single_draw():
+    """Verified with rejection sampling (generate.max_attempts 4) pairs with the unfiltered single draw
+    (the paper's setting), though two params differ; an unfiltered run with redraws is no reference."""
+    plain = grid({"tiny": {"math": -0.3}}, ratios=(0.0, 0.2, 0.5))
+    redrawn = grid({"tiny": {"math": -0.02}}, ratios=(0.0, 0.2, 0.5))
+    for run in plain:
+        run.setting = {**run.setting, "validate.filter": "none", "generate.max_attempts": 1}
+    for run in redrawn:
+        run.setting = {**run.setting, "validate.filter": "verified", "generate.max_attempts": 4}
+        run.name += "-v4"
+    rows = analysis.analyse(plain + redrawn, analysis.Settings(bootstrap_samples=100))["quality_control"]
+    math = next(r for r in rows if r["task"] == "math")
+    assert math["max_attempts"] == 4 and math["none"]["ratio"] == 0.0 and math["shift"] == pytest.approx(0.5)
+    for run in plain:
+        run.setting = {**run.setting, "generate.max_attempts": 4}
+    assert analysis.analyse(plain + redrawn, analysis.Settings(bootstrap_samples=100))["quality_control"] == []
 
 
 def _exp_show(runs: list[Run]) -> list[dict]:

@@ -275,29 +275,39 @@ def size_fits(groups: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
 FILTER_KEY = "validate.filter"
 
 
+#: the quality-control dial: the filter, and the redraws (rejection sampling) that keep the ratio under it
+ATTEMPTS_KEY = "generate.max_attempts"
+
+
 def filter_comparison(groups: dict[Group, list[Run]], analysed: list[dict[str, Any]], tasks: list[str]) -> list[dict[str, Any]]:
     """The paper's open question 4: the safe ratio with and without verification filtering, per task
     and model size (final iteration, each with its bootstrap interval), wherever the same setting was
-    run with `validate.filter: none` and `verified` (and nothing else differs)."""
+    run unfiltered (`validate.filter: none`, one draw per prompt: the paper's) and `verified` (with any
+    `generate.max_attempts`: STaR redraws samples that fail, so the mix still reaches `ratio`), and
+    nothing else differs. One row per task and verified variant."""
     by_label = {g["label"]: g for g in analysed}
-    keyed: dict[tuple, dict[str, dict[str, Any]]] = {}
+    keyed: dict[tuple, dict[tuple[str, int], dict[str, Any]]] = {}
     for group, members in groups.items():
         setting = members[0].setting
-        rest = tuple(sorted((k, repr(v)) for k, v in setting.items() if k != FILTER_KEY))
-        keyed.setdefault((group.model, group.mix_mode, rest), {})[str(setting.get(FILTER_KEY, "none"))] = by_label[group.label]
+        rest = tuple(sorted((k, repr(v)) for k, v in setting.items() if k not in (FILTER_KEY, ATTEMPTS_KEY)))
+        dial = (str(setting.get(FILTER_KEY, "none")), int(setting.get(ATTEMPTS_KEY, 1)))
+        keyed.setdefault((group.model, group.mix_mode, rest), {})[dial] = by_label[group.label]
     rows = []
-    for (model, mix_mode, _), by_filter in keyed.items():
-        plain, verified = by_filter.get("none"), by_filter.get("verified")
-        if plain is None or verified is None:
+    for (model, mix_mode, _), by_dial in keyed.items():
+        plain = by_dial.get(("none", 1))
+        if plain is None:
             continue
-        for t in tasks:
-            a = plain["safe"][t].get(plain["final_iteration"])
-            b = verified["safe"][t].get(verified["final_iteration"])
-            rows.append({
-                "model": model, "mix_mode": mix_mode, "task": t, "parameters": plain["parameters"],
-                "none": a, "verified": b, "groups": [plain["label"], verified["label"]],
-                "shift": None if a is None or b is None else b["ratio"] - a["ratio"],
-            })
+        for (kind, attempts), verified in sorted(by_dial.items()):
+            if kind != "verified":
+                continue
+            for t in tasks:
+                a = plain["safe"][t].get(plain["final_iteration"])
+                b = verified["safe"][t].get(verified["final_iteration"])
+                rows.append({
+                    "model": model, "mix_mode": mix_mode, "task": t, "parameters": plain["parameters"],
+                    "max_attempts": attempts, "none": a, "verified": b, "groups": [plain["label"], verified["label"]],
+                    "shift": None if a is None or b is None else b["ratio"] - a["ratio"],
+                })
     return rows
 
 

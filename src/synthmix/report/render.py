@@ -146,9 +146,10 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
             "Quality control: the safe ratio with and without verification",
             "The paper's open question 4: how far verification filtering (validate.filter: verified, STaR's filter) "
             "moves the safe threshold. The same setting run unfiltered (the paper's) and filtered; safe ratio at the "
-            f"final iteration with its 95% bootstrap interval; shift = verified - unfiltered (tolerance {s['tolerance']:.0%}).",
-            [(["model", "mix", "task", "safe ratio, unfiltered", "safe ratio, verified", "shift"],
-              [[r["model"], r["mix_mode"], r["task"], safe(r["none"]), safe(r["verified"]),
+            f"final iteration with its 95% bootstrap interval; shift = verified - unfiltered (tolerance {s['tolerance']:.0%}). "
+            "Draws: generate.max_attempts of the verified runs (rejection sampling up to that many draws per prompt).",
+            [(["model", "mix", "task", "safe ratio, unfiltered", "safe ratio, verified", "draws", "shift"],
+              [[r["model"], r["mix_mode"], r["task"], safe(r["none"]), safe(r["verified"]), str(r["max_attempts"]),
                 "—" if r["shift"] is None else f"{r['shift']:+.2f}"] for r in result["quality_control"]])],
             [],
         ))
