@@ -53,7 +53,7 @@ def test_fine_tune_learns_logs_and_saves_a_loadable_checkpoint(tokenizer, tmp_pa
     losses = [float(row["loss"]) for row in rows]
     assert len(losses) == summary["steps"] == 40
     # one row per optimizer step, numbered 0..39, in both curves, though dvclive syncs only at
-    # each flush of LOG_EVERY (16) steps (train._log_step)
+    # each flush of LOG_EVERY (16) steps (train._log_steps)
     with open(tmp_path / "live/plots/metrics/learning_rate.tsv") as f:
         lr_steps = [int(row["step"]) for row in csv.DictReader(f, delimiter="\t")]
     assert [int(row["step"]) for row in rows] == lr_steps == list(range(40))

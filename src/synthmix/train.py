@@ -105,20 +105,20 @@ def summed_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], head_on_
     )
 
 
-def _log_step(live: Live, loss: float, lr: float, sync: bool) -> None:
-    """Log one optimizer step's loss and learning rate to dvclive; `sync` ends it with next_step.
+def _log_steps(live: Live, steps: list[tuple[float, float]]) -> None:
+    """Log (loss, learning rate) of consecutive optimizer steps to dvclive, one row each, synced once.
 
     dvclive's next_step writes the summary and re-reads every metric file written so far (for
-    Studio, even when none is configured): once per step that is quadratic in the steps, 1.4 s of
-    a 500-step, 8.9-s run here and ~10 s of a 1,500-step one. So the steps of one flush are
-    counted with the public `step` setter and only the last ends with next_step: the files hold
-    the same rows (one per step), synced LOG_EVERY steps at a time."""
-    live.log_metric("loss", loss)
-    live.log_metric("learning_rate", lr)
-    if sync:
-        live.next_step()
-    else:
-        live.step += 1
+    Studio, even when none is configured): once per step that is quadratic in the steps (1.4 s of
+    a 500-step, 8.9-s run here). So the steps are counted with the public `step` setter and only
+    the last ends with next_step: the files hold the same rows."""
+    for k, (loss, lr) in enumerate(steps):
+        live.log_metric("loss", loss)
+        live.log_metric("learning_rate", lr)
+        if k == len(steps) - 1:
+            live.next_step()
+        else:
+            live.step += 1
 
 
 def _apply_lora(model: PreTrainedModel, cfg: TrainParams) -> torch.nn.Module:
@@ -274,8 +274,7 @@ def fine_tune(
         shutil.rmtree(log_dir)  # a rerun replaces its curve instead of appending to a stale one
     live = Live(dir=str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None) if main else None
     if live is not None:
-        for k, (mean, lr) in enumerate(history):  # the curve up to the checkpoint, as the killed run logged it
-            _log_step(live, mean, lr, sync=k == len(history) - 1)
+        _log_steps(live, history)  # the curve up to the checkpoint, as the killed run logged it
     # the output layer at target positions only: where the model is the plain module and its
     # family's output is its last hidden state through one linear layer (modeling.logits_at)
     head_on_targets = plain and modeling.has_plain_head(model)
@@ -299,10 +298,10 @@ def fine_tune(
                     "Lower train.learning_rate (or raise train.warmup_ratio), or train in fp32 "
                     "(train.mixed_precision: fp32)"
                 )
-        for k, (mean, (_, lr, _)) in enumerate(zip(means, pending)):
-            history.append((mean, lr))
-            if live is not None:
-                _log_step(live, mean, lr, sync=k == len(pending) - 1)
+        logged = [(mean, lr) for mean, (_, lr, _) in zip(means, pending)]
+        history.extend(logged)
+        if live is not None:
+            _log_steps(live, logged)
         pending = []
         return means[-1]
 
