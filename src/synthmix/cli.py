@@ -227,6 +227,28 @@ def _distributed():
     return distributed
 
 
+def _keep_lost_interrupts() -> None:
+    """Ctrl-C (SIGINT) that lands while a finaliser runs (a `__del__`, a weakref callback, as the
+    garbage collector calls them anywhere) raises KeyboardInterrupt inside it, and Python prints that
+    as "Exception ignored" and drops it: the stage would run on. Deliver such an interrupt again,
+    a moment later, so that it surfaces in the stage's own code and stops it as Ctrl-C should.
+    (From the hook itself it would land in the hook and be dropped again.)"""
+    import _thread
+    import threading
+
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            again = threading.Timer(0.05, _thread.interrupt_main)
+            again.daemon = True
+            again.start()
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from synthmix.params import ParamsError, load_params
@@ -267,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(params.threads)
     run: Callable[..., object] = module.run
+    _keep_lost_interrupts()
     started = time.perf_counter()
     try:
         if iterative:
