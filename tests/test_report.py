@@ -313,3 +313,27 @@ def test_finding_3_is_not_testable_when_every_fall_comes_at_iteration_1():
         run.metrics[2] = run.metrics[1]
     f3 = analysis.analyse(runs, analysis.Settings(bootstrap_samples=50))["findings"][2]
     assert f3["verdict"] == "not testable here" and "iteration 1" in f3["measured"], f3
+
+
+def test_the_papers_findings_are_judged_on_its_setting_not_on_quality_controlled_runs():
+    """Verified runs answer open question 4 (filter_comparison); the paper's four findings and the task
+    sensitivity are about unfiltered data, so a verified group beside them must not move them, and a
+    verified tiny beside an unfiltered small is no size trend."""
+    drops = {"math": -0.4, "code": -0.3, "factual": -0.2, "reading": -0.1}
+    plain = grid({"tiny": drops, "small": {t: d / 2 for t, d in drops.items()}})
+    verified = grid({"tiny": {t: 0.0 for t in drops}})
+    for run in plain:
+        run.setting = {**run.setting, "validate.filter": "none"}
+    for run in verified:
+        run.setting, run.name = {**run.setting, "validate.filter": "verified"}, run.name + "-v"
+    alone = analysis.analyse(plain, analysis.Settings(bootstrap_samples=100))
+    both = analysis.analyse(plain + verified, analysis.Settings(bootstrap_samples=100))
+    assert [g["paper_setting"] for g in both["groups"]].count(False) == 1
+    sens = analysis.sensitivity(both, 0.3)
+    assert sens == analysis.sensitivity(alone, 0.3)
+    assert sens["math"] == pytest.approx(-0.4 * 0.6 * 0.75)  # mean of tiny's -0.24 and small's -0.12
+    assert [f["verdict"] for f in both["findings"]] == [f["verdict"] for f in alone["findings"]]
+    assert "verified" not in both["findings"][0]["measured"] and "verified" not in both["findings"][1]["measured"]
+    # one size fit, of the unfiltered sizes; none for the verified setting, run at one size only
+    assert [(f["mix_mode"], f["setting"], f["paper_setting"]) for f in both["size_fit"].values()] == [
+        ("replace", "validate.filter=none", True)]

@@ -212,6 +212,7 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
             "ratios": sorted({r.ratio for r in members}), "seeds": sorted({r.seed for r in members}),
             "runs": [r.name for r in members], "curves": cur, "relative": {}, "safe": {}, "lead": {},
             "relative_ci": {}, "resampled": {}, "resampled_label": "",
+            "paper_setting": all(in_paper_setting(r.setting) for r in members),
         }
         for metric in ("score", "ece"):
             g["relative"][metric] = {t: {it: paired_relative(seed_values(members, it, t, metric)) for it in its}
@@ -255,10 +256,12 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
 
 
 def size_fits(groups: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
-    """Safe ratio (final iteration) against log10(parameters), per task and pooled, per mix mode."""
+    """Safe ratio (final iteration) against log10(parameters), per task and pooled, for each mix mode
+    and setting run at two or more sizes (a verified tiny beside an unfiltered small is no size
+    trend). Keyed by the mix mode, with the setting after it where settings vary."""
     fits: dict[str, Any] = {}
-    for mode in sorted({g["mix_mode"] for g in groups}):
-        members = [g for g in groups if g["mix_mode"] == mode]
+    for mode, setting in sorted({(g["mix_mode"], g["setting"]) for g in groups}):
+        members = [g for g in groups if g["mix_mode"] == mode and g["setting"] == setting]
         if len({g["parameters"] for g in members}) < 2:
             continue
         per_task, pooled = {}, []
@@ -267,7 +270,9 @@ def size_fits(groups: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
                    if g["safe"][t].get(g["final_iteration"])]
             pooled += pts
             per_task[t] = {"points": pts, "fit": fit_log_size(pts)}
-        fits[mode] = {"per_task": per_task, "pooled": fit_log_size(pooled)}
+        key = " / ".join([mode] + ([setting] if setting else []))
+        fits[key] = {"mix_mode": mode, "setting": setting, "paper_setting": all(g["paper_setting"] for g in members),
+                     "per_task": per_task, "pooled": fit_log_size(pooled)}
     return fits
 
 
@@ -277,6 +282,8 @@ FILTER_KEY = "validate.filter"
 
 #: the quality-control dial: the filter, and the redraws (rejection sampling) that keep the ratio under it
 ATTEMPTS_KEY = "generate.max_attempts"
+#: near-duplicate removal, the third dial (0 = off, the paper's)
+DEDUP_KEY = "validate.dedup"
 
 
 def filter_comparison(groups: dict[Group, list[Run]], analysed: list[dict[str, Any]], tasks: list[str]) -> list[dict[str, Any]]:
@@ -352,7 +359,7 @@ def _verdict(status: str, measured: str, settle: str = "") -> dict[str, str]:
 
 def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
     """The four findings of the paper, each: what it reports, what these runs show, a verdict."""
-    groups = _replace_groups(result)
+    groups = _paper_groups(result)
     tasks = result["tasks"]
     pct = lambda x: "n/a" if x is None else f"{100 * x:+.1f}%"  # noqa: E731
     rows = []
@@ -393,10 +400,14 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                  **_combine(states, "; ".join(parts) or "no group has ratios both in (0, 0.2] and >= 0.3", settle)})
 
     # 2. Larger models are more robust; safe ratio grows with log(size).
-    by_size = sorted(groups, key=lambda g: g["parameters"])
+    #    Sizes compared within one setting: the paper setting's with the most sizes
+    settings_ = {g["setting"] for g in groups}
+    setting = max(sorted(settings_), key=lambda x: len({g["parameters"] for g in groups if g["setting"] == x}), default="")
+    by_size = sorted((g for g in groups if g["setting"] == setting), key=lambda g: g["parameters"])
     deg = [(g, interpolate(_mean_over_tasks(g, tasks, "score"), 0.3)) for g in by_size]
     deg = [(g, d) for g, d in deg if d is not None]
-    fit = (result["size_fit"].get("replace") or {}).get("pooled")
+    fit = next((f["pooled"] for f in result["size_fit"].values()
+                if f["mix_mode"] == "replace" and f["setting"] == setting), None)
     if len({g["parameters"] for g, _ in deg}) < 2:
         verdict = _verdict("not enough experiments", "fewer than two model sizes with ratios spanning 0-0.3",
                            "run the same ratios at a second size (-S model=small / medium)")
@@ -466,9 +477,18 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
     return rows
 
 
-def _replace_groups(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The groups the findings are judged on: replace mode (the paper's), or every group when none is."""
-    return [g for g in result["groups"] if g["mix_mode"] == "replace"] or result["groups"]
+def in_paper_setting(setting: dict[str, Any]) -> bool:
+    """Whether a run's quality control is the paper's: no filter, one draw per prompt, no dedup."""
+    return (str(setting.get(FILTER_KEY, "none")) == "none" and int(setting.get(ATTEMPTS_KEY, 1)) == 1
+            and not float(setting.get(DEDUP_KEY, 0) or 0))
+
+
+def _paper_groups(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The groups the paper's findings are judged on: replace mode (the paper's) in the paper's
+    setting (no quality control; a verified group answers another question, filter_comparison's).
+    Failing those, the replace groups, or every group."""
+    replace = [g for g in result["groups"] if g["mix_mode"] == "replace"]
+    return [g for g in replace if g.get("paper_setting", True)] or replace or result["groups"]
 
 
 def _combine(states: list[str], measured: str, settle: str) -> dict[str, str]:
@@ -509,8 +529,9 @@ def _mean_over_tasks(g: dict[str, Any], tasks: list[str], metric: str) -> dict[f
 
 
 def sensitivity(result: dict[str, Any], at: float) -> dict[str, float | None]:
-    """task -> relative score change at ratio `at` (final iteration), averaged over replace-mode groups."""
-    groups = _replace_groups(result)
+    """task -> relative score change at ratio `at` (final iteration), averaged over the groups of
+    the paper's setting (replace mode, no quality control): one per model size."""
+    groups = _paper_groups(result)
     out: dict[str, float | None] = {}
     for t in result["tasks"]:
         got = [interpolate(g["relative"]["score"][t][g["final_iteration"]], at) for g in groups]

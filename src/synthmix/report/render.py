@@ -101,7 +101,7 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
         f"(final iteration); 95% interval from {s['bootstrap_samples']} bootstrap resamples of the seeds. "
         f"Paper: {PAPER['safe_ratio']}.",
         [(["group", "parameters", "task", "safe ratio", "95% CI", "note"], safe_rows)]
-        + ([(["mix mode", "task", "intercept", "slope per decade of params", "R²", "points"], fit_rows)] if fit_rows else []),
+        + ([(["mix mode / setting", "task", "intercept", "slope per decade of params", "R²", "points"], fit_rows)] if fit_rows else []),
         ["safe_vs_size"],
     ))
     lead_rows = []
