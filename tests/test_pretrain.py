@@ -34,6 +34,24 @@ def test_every_built_in_family_writes_and_passes_reword(one_pass):
     assert len(half) == round(len(one_pass) / 2)
 
 
+def test_repeats_word_a_familys_world_more_often_in_each_pass(one_pass):
+    from collections import Counter
+
+    from synthmix.params import ParamsError
+
+    base = Counter(name for name, _ in one_pass)
+    three = pretrain.corpus(_params(pretrain={"passes": 1, "repeats": {"factual": 3}}))
+    counts = Counter(name for name, _ in three)
+    assert counts == {**base, "factual": 3 * base["factual"]}
+    factual = [doc for name, doc in three if name == "factual"]
+    assert len(set(factual)) > 2.5 * base["factual"]  # new wording each time, not copies
+    assert pretrain.corpus(_params(pretrain={"passes": 1, "repeats": {}})) == one_pass  # the default changes nothing
+    with pytest.raises(ParamsError, match=r"pretrain\.repeats.*unknown family \['facts'\]"):
+        _params(pretrain={"repeats": {"facts": 3}})
+    with pytest.raises(ParamsError, match=r"pretrain\.repeats"):
+        _params(pretrain={"repeats": {"factual": 0}})
+
+
 def test_no_fine_tuning_or_test_item_is_in_the_corpus(one_pass):
     docs = [doc for _, doc in one_pass]
     text = "\n".join(docs)

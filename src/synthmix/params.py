@@ -141,6 +141,9 @@ class PretrainParams(Section):
     #: in new words; the corpus is trained on for one epoch. A fraction keeps that share of the
     #: (shuffled) documents: a quick look, or a test
     passes: Annotated[float, Field(gt=0)] = 30
+    #: times a family's world is worded within each pass (default 1), e.g. {factual: 3}: its facts
+    #: seen 3 x `passes` times. Closed-book recall grows with exposures (docs/regime.md, section 13)
+    repeats: dict[str, Positive] = {}
     #: corpus documents packed into one training sequence (joined by EOS)
     pack: Positive = 4
     batch_size: Positive = 16
@@ -150,6 +153,17 @@ class PretrainParams(Section):
     max_length: Positive = 512
     mixed_precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     checkpoint_every: Annotated[int, Field(ge=0)] = 200
+
+    @field_validator("repeats")
+    @classmethod
+    def _built_in_families(cls, repeats: dict[str, int]) -> dict[str, int]:
+        from synthmix.tasks import task_names
+
+        unknown = sorted(set(repeats) - set(task_names()))
+        if unknown:
+            raise ValueError(f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}: the corpus is written "
+                             f"by the built-in families {task_names()}")
+        return repeats
 
 
 class LoraParams(Section):

@@ -45,15 +45,17 @@ SCRATCH = checkpoints.SCRATCH.parent / "pretrain"
 
 
 def corpus(params: Params) -> list[tuple[str, str]]:
-    """(family, document) pairs: `pretrain.passes` passes over every built-in family's world,
-    shuffled; the same for every experiment (only `pretrain.seed` words it)."""
+    """(family, document) pairs: `pretrain.passes` passes over every built-in family's world (a
+    family's `pretrain.repeats` times in each), shuffled; the same for every experiment (only
+    `pretrain.seed` words it)."""
     cfg = params.pretrain
     rng = random.Random(f"synthmix-pretrain:{cfg.seed}")
     docs: list[tuple[str, str]] = []
     families = [get_task(name) for name in task_names()]
     for _ in range(math.ceil(cfg.passes)):
         for family in families:
-            docs.extend((family.name, doc) for doc in family.corpus(rng))
+            for _ in range(cfg.repeats.get(family.name, 1)):  # each time in new words
+                docs.extend((family.name, doc) for doc in family.corpus(rng))
     rng.shuffle(docs)
     return docs[: round(len(docs) * cfg.passes / math.ceil(cfg.passes))]
 
@@ -115,7 +117,7 @@ def run(params: Params, size: str | None = None) -> None:
     for name, doc in sample:
         tokens[name] += len(tokenizer(doc)["input_ids"])
     write_json(paths.pretrain_summary(params.model), {
-        **summary, "parameters": n_params, "passes": cfg.passes, "documents": len(docs), "sequences": len(rows),
+        **summary, "parameters": n_params, "passes": cfg.passes, "repeats": dict(cfg.repeats), "documents": len(docs), "sequences": len(rows),
         "documents_per_family": per_family,
         "tokens_per_family_estimate": {k: round(v * len(owned) / len(sample)) for k, v in sorted(tokens.items())},
         "vocab_size": len(tokenizer), "threads": torch.get_num_threads(),
