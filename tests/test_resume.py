@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 TASKS = ["math", "factual"]
 SETTINGS = {
     "prepare": {"train_size": 96, "test_size": 12}, "tasks": TASKS, "tokenizer": {"vocab_size": 400},
-    "pretrain": {"passes": 0.05, "batch_size": 16, "max_length": 256},
+    "pretrain": {"passes": 0.05, "batch_size": 16, "max_length": 256, "repeats": {}},
     # 2 epochs of 12 steps, a checkpoint every 8: at 8 (epoch 1) and 16 (epoch 2); tasks one after the other
     "train": {"epochs": 2, "batch_size": 8, "checkpoint_every": 8}, "threads": 1, "workers": 1,
     "iterations": {"iter1": {"id": 1, "prev": 0}},
