@@ -237,6 +237,8 @@ def _keep_lost_interrupts() -> None:
     import threading
 
     previous = sys.unraisablehook
+    if getattr(previous, "keeps_lost_interrupts", False):  # once a process (main() may run again in it)
+        return
 
     def hook(unraisable: Any) -> None:
         if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
@@ -246,6 +248,7 @@ def _keep_lost_interrupts() -> None:
             return
         previous(unraisable)
 
+    hook.keeps_lost_interrupts = True  # type: ignore[attr-defined]
     sys.unraisablehook = hook
 
 

@@ -401,8 +401,8 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
 
     # 2. Larger models are more robust; safe ratio grows with log(size).
     #    Sizes compared within one setting: the paper setting's with the most sizes
-    settings_ = {g["setting"] for g in groups}
-    setting = max(sorted(settings_), key=lambda x: len({g["parameters"] for g in groups if g["setting"] == x}), default="")
+    sizes = lambda x: len({g["parameters"] for g in groups if g["setting"] == x})  # noqa: E731
+    setting = max(sorted({g["setting"] for g in groups}), key=sizes, default="")
     by_size = sorted((g for g in groups if g["setting"] == setting), key=lambda g: g["parameters"])
     deg = [(g, interpolate(_mean_over_tasks(g, tasks, "score"), 0.3)) for g in by_size]
     deg = [(g, d) for g, d in deg if d is not None]
