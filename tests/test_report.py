@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from synthmix.report import analysis, build, collect
+from synthmix.report import analysis, build, collect, render
 from synthmix.report.collect import Run
 
 TASKS = ["math", "factual", "reading", "code"]
@@ -337,3 +337,51 @@ def test_the_papers_findings_are_judged_on_its_setting_not_on_quality_controlled
     # one size fit, of the unfiltered sizes; none for the verified setting, run at one size only
     assert [(f["mix_mode"], f["setting"], f["paper_setting"]) for f in both["size_fit"].values()] == [
         ("replace", "validate.filter=none", True)]
+
+
+def _control_runs(acc_by_seed: dict[int, dict[int, float]], n: int = 1000, churn: bool = True) -> list[Run]:
+    """Ratio-0 runs (one a seed) scoring acc_by_seed[seed][iteration], with per-item scores and a
+    test-set SE; with `churn`, each iteration gets other items right (a new training order)."""
+    runs = []
+    for seed, accs in acc_by_seed.items():
+        run = make_run("tiny", 0.0, seed, {}, iterations=max(accs))
+        _with_items(run, n, accs, seed_offset=seed)
+        if churn:
+            import random as _r
+
+            for it, acc in accs.items():
+                order = list(range(n))
+                _r.Random(1000 * seed + it).shuffle(order)
+                right = set(order[: round(acc * n)])
+                run.items[it]["math"] = [1.0 if i in right else 0.0 for i in range(n)]
+        for it, acc in accs.items():
+            run.metrics[it]["math"]["score_se"] = (acc * (1 - acc) / n) ** 0.5
+        runs.append(run)
+    return runs
+
+
+def test_ratio_0_that_holds_still_meets_the_convergence_criterion_and_a_drift_does_not():
+    still = _control_runs({0: {0: 0.60, 1: 0.60, 2: 0.601, 3: 0.60}, 1: {0: 0.62, 1: 0.61, 2: 0.62, 3: 0.615}})
+    c = analysis.control_stability(still, "math", 1, 3, 400)
+    assert c["within_2se"] is True and c["trend"] == "none resolved" and c["resampled"] == "items and seeds"
+    assert abs(c["change"] - 0.0025) < 1e-9
+    assert c["ci95"][0] < 0 < c["ci95"][1]
+    assert c["spread"] < 0.01 and c["spread_over_se"] < 1
+
+    drift = _control_runs({0: {0: 0.62, 1: 0.60, 2: 0.55, 3: 0.50}, 1: {0: 0.64, 1: 0.62, 2: 0.57, 3: 0.52}})
+    c = analysis.control_stability(drift, "math", 1, 3, 400)
+    assert c["within_2se"] is False and c["trend"] == "down"
+    assert c["ci95"][1] < 0 and abs(c["change"] + 0.10) < 1e-9
+    assert c["spread"] > 0.04 and c["spread_over_se"] > 2
+
+
+def test_the_report_shows_the_control_section(tmp_path):
+    runs = _control_runs({0: {0: 0.62, 1: 0.60, 2: 0.55}, 1: {0: 0.64, 1: 0.62, 2: 0.57}})
+    runs += [make_run("tiny", 0.5, s, {"math": -0.2}) for s in (0, 1)]
+    result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))
+    control = result["groups"][0]["control"]["math"]
+    assert control["trend"] == "down" and control["last"] == 2
+    secs = render.sections(result, (["experiment"], [[r.name] for r in runs]), "")
+    (sec,) = [s for s in secs if s.title.startswith("Ratio 0 as the control")]
+    (row,) = [r for r in sec.tables[0][1] if r[1] == "math"]
+    assert row[6] == "does not hold" and row[7] == "down" and row[4].startswith("-0.050 [")

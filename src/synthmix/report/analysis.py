@@ -20,8 +20,8 @@ import numpy as np
 
 from synthmix.report.collect import Run
 from synthmix.report.intervals import (  # noqa: F401 - part of this module's interface
-    bootstrap_safe_ratio, intervals, judge, paired_draws, paired_relative, relative_intervals, safe_interval,
-    safe_ratio, seed_values,
+    bootstrap_safe_ratio, control_stability, intervals, judge, paired_draws, paired_relative, relative_intervals,
+    safe_interval, safe_ratio, seed_values,
 )
 
 #: the paper's reported numbers (protocol.md), shown beside ours; its per-task sensitivity is each
@@ -241,6 +241,10 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
                     "lead": None if score_fall is None or ece_rise is None else score_fall - ece_rise,
                 }
         g["resampled_label"] = ", ".join(sorted(set(g["resampled"].values()))) or "none"
+        # ratio 0 as the control: its last iteration against iteration 1 (issue 11's convergence)
+        zero = [r for r in members if r.ratio == 0.0]
+        g["control"] = {t: control_stability(zero, t, 1, final, settings.bootstrap_samples)
+                        for t in tasks} if zero and final > 1 else {}
         # synthetic-label accuracy: task -> iteration -> ratio -> {mean, std, n} over seeds
         g["synthetic_accuracy"] = {
             t: {it: {ratio: stat([r.synthetic_accuracy.get(it, {}).get(t) for r in rs

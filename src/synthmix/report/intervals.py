@@ -9,6 +9,7 @@ read. `judge` places an interval against a tolerated fall.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -165,3 +166,59 @@ def judge(interval: tuple[float, float] | None, threshold: float) -> str:
         return "unknown"
     lo, hi = interval
     return "fell" if hi < -threshold else "held" if lo >= -threshold else "unresolved"
+
+
+def control_stability(runs: list[Run], task: str, first: int, last: int, samples: int,
+                      seed: int = 0) -> dict[str, Any] | None:
+    """Ratio 0 as the control: does it hold still over the iterations?
+
+    `runs` are one group's ratio-0 runs (one per seed). Compares `task`'s score at iteration
+    `last` with iteration `first` (mean over seeds): the change, the test-set standard error of
+    iteration `first`'s mean (from each run's `score_se`), whether the change is within two of
+    them (issue 11's convergence criterion), and a 95% interval of the change from a bootstrap
+    over seeds and, within a seed, its test items (the same items at both iterations: one test
+    set). `spread` is the standard deviation of a seed's scores over every iteration, pooled over
+    seeds: with `train.init: base` each ratio-0 iteration is phase 0 again on a new order, so it
+    is the training order's noise, to read against the test-set SE. None without both iterations.
+    """
+    rows = [r for r in runs if r.ratio == 0.0 and task in r.metrics.get(first, {}) and task in r.metrics.get(last, {})]
+    if not rows:
+        return None
+    rows.sort(key=lambda r: r.seed)
+    a = [r.metrics[first][task]["score"] for r in rows]
+    b = [r.metrics[last][task]["score"] for r in rows]
+    change = float(np.mean(b) - np.mean(a))
+    ses = [r.metrics[first][task].get("score_se") for r in rows]
+    se = float(np.sqrt(sum(s * s for s in ses)) / len(rows)) if all(s is not None for s in ses) else None
+    spreads = []
+    for r in rows:
+        vals = [r.metrics[it][task]["score"] for it in sorted(r.metrics) if task in r.metrics[it]]
+        if len(vals) > 1:
+            spreads.append(float(np.var(vals, ddof=1)))
+    spread = float(np.sqrt(np.mean(spreads))) if spreads else None
+    items = [(r.items.get(first, {}).get(task), r.items.get(last, {}).get(task)) for r in rows]
+    with_items = all(x is not None and y is not None and len(x) == len(y) for x, y in items)
+    ci, how = None, "none"
+    if with_items or len(rows) > 1:
+        rng = np.random.default_rng(seed)
+        arrays = [(np.asarray(x, dtype=float), np.asarray(y, dtype=float)) for x, y in items] if with_items else []
+        draws = []
+        for _ in range(samples):
+            picked = rng.integers(0, len(rows), size=len(rows)) if len(rows) > 1 else [0]
+            if with_items:
+                diffs = []
+                for k in picked:
+                    x, y = arrays[k]
+                    idx = rng.integers(0, len(x), size=len(x))
+                    diffs.append(float(y[idx].mean() - x[idx].mean()))
+                draws.append(float(np.mean(diffs)))
+            else:
+                draws.append(float(np.mean([b[k] - a[k] for k in picked])))
+        ci = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
+        how = ("items" if len(rows) == 1 else "items and seeds") if with_items else "seeds"
+    within = None if se is None else abs(change) <= 2 * se
+    trend = "unknown" if ci is None else "down" if ci[1] < 0 else "up" if ci[0] > 0 else "none resolved"
+    return {"first": first, "last": last, "seeds": [r.seed for r in rows], "first_mean": float(np.mean(a)),
+            "last_mean": float(np.mean(b)), "change": change, "first_se": se, "within_2se": within,
+            "ci95": ci, "resampled": how, "trend": trend, "spread": spread,
+            "spread_over_se": None if spread is None or not se else spread / float(np.mean(ses))}

@@ -77,6 +77,34 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
                 "standard deviation over seeds.", [],
                 ["score_vs_ratio", "ece_vs_ratio", "relative_score"]),
     ]
+    control_rows = []
+    for g in result["groups"]:
+        for t in tasks:
+            c = g.get("control", {}).get(t)
+            if c is None:
+                continue
+            control_rows.append([
+                g["label"], t, f"{c['first_mean']:.3f}", f"{c['last_mean']:.3f}",
+                f"{c['change']:+.3f}" + (f" [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else ""),
+                "—" if c["first_se"] is None else f"{2 * c['first_se']:.3f}",
+                "—" if c["within_2se"] is None else "holds" if c["within_2se"] else "does not hold", c["trend"],
+                "—" if c["spread"] is None else f"{c['spread']:.3f}" + (
+                    "" if c["spread_over_se"] is None else f" ({c['spread_over_se']:.1f}x)"),
+            ])
+    if control_rows:
+        first_last = next(g["control"] for g in result["groups"] if g.get("control"))
+        its = next(iter(first_last.values()))
+        out.append(Section(
+            "Ratio 0 as the control: does it hold still?",
+            f"Ratio 0's score at iteration {its['first']} and at the last iteration ({its['last']}), mean over seeds; "
+            "the change with its 95% interval (bootstrap over seeds and test items); the convergence criterion (the "
+            "change within two test-set standard errors of iteration 1's mean) and the trend the interval resolves. "
+            "Spread: the standard deviation of a seed's ratio-0 scores over the iterations, pooled over seeds, and "
+            "its multiple of one run's test-set SE. With train.init: base every ratio-0 iteration is phase 0 again "
+            "on a new order, so the spread is the training order's noise: a ratio's effect smaller than it needs "
+            "more seeds to resolve.",
+            [(["group", "task", "first", "last", "change [95% CI]", "2 SE", "criterion", "trend", "spread (x SE)"],
+              control_rows)]))
     safe_rows = []
     for g in result["groups"]:
         for t in tasks:
