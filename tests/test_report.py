@@ -384,4 +384,5 @@ def test_the_report_shows_the_control_section(tmp_path):
     secs = render.sections(result, (["experiment"], [[r.name] for r in runs]), "")
     (sec,) = [s for s in secs if s.title.startswith("Ratio 0 as the control")]
     (row,) = [r for r in sec.tables[0][1] if r[1] == "math"]
-    assert row[6] == "does not hold" and row[7] == "down" and row[4].startswith("-0.050 [")
+    assert row[7] == "does not hold" and row[8] == "down" and row[4].startswith("-0.050 [")
+    assert row[5] == "-0.050, -0.050"  # each seed's change, beside the interval

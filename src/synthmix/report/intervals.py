@@ -218,7 +218,8 @@ def control_stability(runs: list[Run], task: str, first: int, last: int, samples
         how = ("items" if len(rows) == 1 else "items and seeds") if with_items else "seeds"
     within = None if se is None else abs(change) <= 2 * se
     trend = "unknown" if ci is None else "down" if ci[1] < 0 else "up" if ci[0] > 0 else "none resolved"
-    return {"first": first, "last": last, "seeds": [r.seed for r in rows], "first_mean": float(np.mean(a)),
+    return {"first": first, "last": last, "seeds": [r.seed for r in rows], "per_seed": [y - x for x, y in zip(a, b)],
+            "first_mean": float(np.mean(a)),
             "last_mean": float(np.mean(b)), "change": change, "first_se": se, "within_2se": within,
             "ci95": ci, "resampled": how, "trend": trend, "spread": spread,
             "spread_over_se": None if spread is None or not se else spread / float(np.mean(ses))}

@@ -86,6 +86,7 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
             control_rows.append([
                 g["label"], t, f"{c['first_mean']:.3f}", f"{c['last_mean']:.3f}",
                 f"{c['change']:+.3f}" + (f" [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else ""),
+                ", ".join(f"{d:+.3f}" for d in c["per_seed"]),
                 "—" if c["first_se"] is None else f"{2 * c['first_se']:.3f}",
                 "—" if c["within_2se"] is None else "holds" if c["within_2se"] else "does not hold", c["trend"],
                 "—" if c["spread"] is None else f"{c['spread']:.3f}" + (
@@ -102,8 +103,10 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
             "Spread: the standard deviation of a seed's ratio-0 scores over the iterations, pooled over seeds, and "
             "its multiple of one run's test-set SE. With train.init: base every ratio-0 iteration is phase 0 again "
             "on a new order, so the spread is the training order's noise: a ratio's effect smaller than it needs "
-            "more seeds to resolve.",
-            [(["group", "task", "first", "last", "change [95% CI]", "2 SE", "criterion", "trend", "spread (x SE)"],
+            "more seeds to resolve. With few seeds a bootstrap over them is too narrow (three seeds whose changes "
+            "all share a sign give an interval that excludes zero, a one-in-eight chance under pure noise): read "
+            "the per-seed changes beside it.",
+            [(["group", "task", "first", "last", "change [95% CI]", "per seed", "2 SE", "criterion", "trend", "spread (x SE)"],
               control_rows)]))
     safe_rows = []
     for g in result["groups"]:
