@@ -13,6 +13,7 @@ FLOP utilisation (6 x parameters x tokens / time / peak).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import re
 import shutil
@@ -44,11 +45,17 @@ def process_start_seconds() -> float:
 
 
 def copy_project(dest: Path) -> None:
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    """The project as a fresh clone has it (every tracked file but dvc.lock, the tests and docs), in
+    a new git repository: every stage runs, none comes from this checkout's cache or run-cache."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\n")
+    for name in tracked:
+        if not name or name == "dvc.lock" or name.split("/")[0] in ("tests", "docs", "benchmarks"):
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
     identity = ["-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+    init = [] if (dest / ".dvc").is_dir() else [["dvc", "init", "-q"]]
+    for cmd in (["git", "init", "-q"], *init, ["dvc", "config", "core.analytics", "false"],
                 ["git", "add", "-A"], ["git", *identity, "commit", "-qm", "benchmark"]):
         # a commit: `dvc exp run` needs one, and dvclive fails in a repository without any
         subprocess.run(cmd, cwd=dest, check=True)
@@ -61,7 +68,9 @@ def run_timed(cmd: list[str], cwd: Path) -> tuple[dict[str, float], float]:
     mark = started
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
+    tail: collections.deque[str] = collections.deque(maxlen=40)  # shown if the run fails
     for line in proc.stdout:
+        tail.append(line)
         found = re.search(r"Running stage '([^']+)'", line)
         if found:
             now = time.perf_counter()
@@ -73,7 +82,8 @@ def run_timed(cmd: list[str], cwd: Path) -> tuple[dict[str, float], float]:
     if current:
         durations[current] = end - mark
     if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+        sys.stderr.write("".join(tail))
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode} (its last lines above)")
     return durations, end - started
 
 
