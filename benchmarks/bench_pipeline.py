@@ -47,9 +47,9 @@ def process_start_seconds() -> float:
 def copy_project(dest: Path) -> None:
     """The project as a fresh clone has it (every tracked file but dvc.lock, the tests and docs), in
     a new git repository: every stage runs, none comes from this checkout's cache or run-cache."""
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\n")
-    for name in tracked:
-        if not name or name == "dvc.lock" or name.split("/")[0] in ("tests", "docs", "benchmarks"):
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in tracked.splitlines():
+        if name == "dvc.lock" or name.split("/")[0] in ("tests", "docs", "benchmarks"):
             continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, dest / name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -339,23 +340,18 @@ def test_the_papers_findings_are_judged_on_its_setting_not_on_quality_controlled
         ("replace", "validate.filter=none", True)]
 
 
-def _control_runs(acc_by_seed: dict[int, dict[int, float]], n: int = 1000, churn: bool = True) -> list[Run]:
-    """Ratio-0 runs (one a seed) scoring acc_by_seed[seed][iteration], with per-item scores and a
-    test-set SE; with `churn`, each iteration gets other items right (a new training order)."""
+def _control_runs(acc_by_seed: dict[int, dict[int, float]], n: int = 1000) -> list[Run]:
+    """Ratio-0 runs (one a seed) scoring acc_by_seed[seed][iteration], with per-item scores (each
+    iteration gets other items right: a new training order) and a test-set SE."""
     runs = []
     for seed, accs in acc_by_seed.items():
         run = make_run("tiny", 0.0, seed, {}, iterations=max(accs))
-        _with_items(run, n, accs, seed_offset=seed)
-        if churn:
-            import random as _r
-
-            for it, acc in accs.items():
-                order = list(range(n))
-                _r.Random(1000 * seed + it).shuffle(order)
-                right = set(order[: round(acc * n)])
-                run.items[it]["math"] = [1.0 if i in right else 0.0 for i in range(n)]
         for it, acc in accs.items():
-            run.metrics[it]["math"]["score_se"] = (acc * (1 - acc) / n) ** 0.5
+            order = list(range(n))
+            random.Random(1000 * seed + it).shuffle(order)
+            right = set(order[: round(acc * n)])
+            run.items[it] = {"math": [1.0 if i in right else 0.0 for i in range(n)]}
+            run.metrics[it]["math"].update(score=acc, score_se=(acc * (1 - acc) / n) ** 0.5)
         runs.append(run)
     return runs
 
@@ -375,7 +371,7 @@ def test_ratio_0_that_holds_still_meets_the_convergence_criterion_and_a_drift_do
     assert c["spread"] > 0.04 and c["spread_over_se"] > 2
 
 
-def test_the_report_shows_the_control_section(tmp_path):
+def test_the_report_shows_the_control_section():
     runs = _control_runs({0: {0: 0.62, 1: 0.60, 2: 0.55}, 1: {0: 0.64, 1: 0.62, 2: 0.57}})
     runs += [make_run("tiny", 0.5, s, {"math": -0.2}) for s in (0, 1)]
     result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))

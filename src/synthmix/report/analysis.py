@@ -242,9 +242,8 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
                 }
         g["resampled_label"] = ", ".join(sorted(set(g["resampled"].values()))) or "none"
         # ratio 0 as the control: its last iteration against iteration 1 (issue 11's convergence)
-        zero = [r for r in members if r.ratio == 0.0]
-        g["control"] = {t: control_stability(zero, t, 1, final, settings.bootstrap_samples)
-                        for t in tasks} if zero and final > 1 else {}
+        g["control"] = {t: control_stability(members, t, 1, final, settings.bootstrap_samples)
+                        for t in tasks} if final > 1 else {}
         # synthetic-label accuracy: task -> iteration -> ratio -> {mean, std, n} over seeds
         g["synthetic_accuracy"] = {
             t: {it: {ratio: stat([r.synthetic_accuracy.get(it, {}).get(t) for r in rs

@@ -172,7 +172,7 @@ def control_stability(runs: list[Run], task: str, first: int, last: int, samples
                       seed: int = 0) -> dict[str, Any] | None:
     """Ratio 0 as the control: does it hold still over the iterations?
 
-    `runs` are one group's ratio-0 runs (one per seed). Compares `task`'s score at iteration
+    `runs` are one group's runs; its ratio-0 ones (one per seed) are used. Compares `task`'s score at iteration
     `last` with iteration `first` (mean over seeds): the change, the test-set standard error of
     iteration `first`'s mean (from each run's `score_se`), whether the change is within two of
     them (issue 11's convergence criterion), and a 95% interval of the change from a bootstrap
@@ -219,7 +219,6 @@ def control_stability(runs: list[Run], task: str, first: int, last: int, samples
     within = None if se is None else abs(change) <= 2 * se
     trend = "unknown" if ci is None else "down" if ci[1] < 0 else "up" if ci[0] > 0 else "none resolved"
     return {"first": first, "last": last, "seeds": [r.seed for r in rows], "per_seed": [y - x for x, y in zip(a, b)],
-            "first_mean": float(np.mean(a)),
-            "last_mean": float(np.mean(b)), "change": change, "first_se": se, "within_2se": within,
+            "first_mean": float(np.mean(a)), "last_mean": float(np.mean(b)), "change": change, "first_se": se, "within_2se": within,
             "ci95": ci, "resampled": how, "trend": trend, "spread": spread,
             "spread_over_se": None if spread is None or not se else spread / float(np.mean(ses))}

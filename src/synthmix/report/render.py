@@ -77,24 +77,20 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
                 "standard deviation over seeds.", [],
                 ["score_vs_ratio", "ece_vs_ratio", "relative_score"]),
     ]
+    controls = [(g, t, c) for g in result["groups"] for t in tasks if (c := g.get("control", {}).get(t))]
     control_rows = []
-    for g in result["groups"]:
-        for t in tasks:
-            c = g.get("control", {}).get(t)
-            if c is None:
-                continue
-            control_rows.append([
-                g["label"], t, f"{c['first_mean']:.3f}", f"{c['last_mean']:.3f}",
-                f"{c['change']:+.3f}" + (f" [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else ""),
-                ", ".join(f"{d:+.3f}" for d in c["per_seed"]),
-                "—" if c["first_se"] is None else f"{2 * c['first_se']:.3f}",
-                "—" if c["within_2se"] is None else "holds" if c["within_2se"] else "does not hold", c["trend"],
-                "—" if c["spread"] is None else f"{c['spread']:.3f}" + (
-                    "" if c["spread_over_se"] is None else f" ({c['spread_over_se']:.1f}x)"),
-            ])
-    if control_rows:
-        first_last = next(g["control"] for g in result["groups"] if g.get("control"))
-        its = next(iter(first_last.values()))
+    for g, t, c in controls:
+        control_rows.append([
+            g["label"], t, f"{c['first_mean']:.3f}", f"{c['last_mean']:.3f}",
+            f"{c['change']:+.3f}" + (f" [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else ""),
+            ", ".join(f"{d:+.3f}" for d in c["per_seed"]),
+            "—" if c["first_se"] is None else f"{2 * c['first_se']:.3f}",
+            "—" if c["within_2se"] is None else "holds" if c["within_2se"] else "does not hold", c["trend"],
+            "—" if c["spread"] is None else f"{c['spread']:.3f}" + (
+                "" if c["spread_over_se"] is None else f" ({c['spread_over_se']:.1f}x)"),
+        ])
+    if controls:
+        its = controls[0][2]
         out.append(Section(
             "Ratio 0 as the control: does it hold still?",
             f"Ratio 0's score at iteration {its['first']} and at the last iteration ({its['last']}), mean over seeds; "
