@@ -8,6 +8,12 @@ Prints each stage's wall time and share of the total, and two baselines measured
 the fixed cost of starting a stage process (`synthmix --help` importing torch and transformers),
 and this machine's fp32 matmul rate, against which training throughput is expressed as model
 FLOP utilisation (6 x parameters x tokens / time / peak).
+
+Last, the floor under the whole run on this machine: every training stage's work (6 x non-embedding
+parameters x trained tokens: a lower bound, leaving out attention and the output layer) at the
+measured fp32 and bf16 matmul peaks, plus the other stages as they ran. A target below the floor
+cannot be met by a faster training loop, only by less work (fewer tokens, a smaller model) or
+faster other stages.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE_STAGES = ["pretrain", "prepare", "tokenizer", "baseline_mix", "baseline_train", "baseline_evaluate"]
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(n: int = 1024, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     start = time.perf_counter()
     for _ in range(repeats):
@@ -93,7 +99,7 @@ def main() -> None:
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="param override, as dvc exp run -S")
     args = parser.parse_args()
 
-    peak = matmul_gflops()
+    peak, peak_bf16 = matmul_gflops(), matmul_gflops(dtype=torch.bfloat16)
     overhead = process_start_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
@@ -104,6 +110,8 @@ def main() -> None:
             cmd = ["dvc", "repro", *BASELINE_STAGES]
         durations, total = run_timed(cmd, repo)
         training = json.loads((repo / "models/iter0/training.json").read_text())
+        phases = {path.parent.name: (json.loads(path.read_text()), non_embedding(path.parent))
+                  for path in sorted(repo.glob("models/iter*/training.json"))}
 
     print(f"\n{'stage':<22}{'seconds':>9}{'share':>8}{'x start-up':>12}")
     for stage, seconds in durations.items():
@@ -115,6 +123,32 @@ def main() -> None:
         flops = 6 * t["parameters"] * t["tokens_per_second"] / 1e9
         print(f"{task:<14}{t['parameters'] / 1e6:>8.2f}M{t['examples']:>10}{t['seconds']:>9.1f}"
               f"{t['tokens_per_second']:>10.0f}{flops / peak:>7.0%}")
+    print_floor(durations, total, phases, peak, peak_bf16)
+
+
+def non_embedding(model_dir: Path) -> int:
+    """A phase's parameters less the input embedding and the output layer (a lookup, and a
+    projection run at the target positions only): what 6 x N x tokens counts."""
+    sizes = set()
+    for config_path in model_dir.glob("*/config.json"):
+        config = json.loads(config_path.read_text())
+        tables = 1 if config.get("tie_word_embeddings") else 2
+        sizes.add(config["vocab_size"] * config["hidden_size"] * tables)
+    (size,) = sizes  # one ladder size per phase
+    parameters = json.loads((model_dir / "training.json").read_text())
+    (total,) = {t["parameters"] for t in parameters.values()}
+    return total - size
+
+
+def print_floor(durations: dict[str, float], total: float, phases: dict, peak: float, peak_bf16: float) -> None:
+    train_seconds = sum(s for stage, s in durations.items() if "train" in stage)
+    work = sum(6 * n * t["tokens_per_second"] * t["seconds"] for tasks, n in phases.values() for t in tasks.values())
+    other = total - train_seconds
+    print(f"\nfloor: {len(phases)} training phases, {work / 1e12:.2f} TFLOP (6 x non-embedding parameters x tokens)")
+    print(f"  training measured {train_seconds:.0f}s ({work / train_seconds / 1e9:.0f} GFLOP/s); "
+          f"at the fp32 peak {work / peak / 1e9:.0f}s, at the bf16 peak {work / peak_bf16 / 1e9:.0f}s")
+    print(f"  other stages {other:.0f}s -> the whole run no faster than {other + work / peak / 1e9:.0f}s "
+          f"(fp32 peak), {other + work / peak_bf16 / 1e9:.0f}s (bf16 peak); measured {total:.0f}s")
 
 
 if __name__ == "__main__":
