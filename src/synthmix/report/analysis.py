@@ -20,8 +20,8 @@ import numpy as np
 
 from synthmix.report.collect import Run
 from synthmix.report.intervals import (  # noqa: F401 - part of this module's interface
-    bootstrap_safe_ratio, control_stability, intervals, judge, paired_draws, paired_relative, relative_intervals,
-    safe_interval, safe_ratio, seed_values,
+    bootstrap_safe_ratio, control_stability, intervals, judge, paired_draws, paired_mean_draws, paired_relative,
+    relative_intervals, safe_interval, safe_ratio, seed_values,
 )
 
 #: the paper's reported numbers (protocol.md), shown beside ours; its per-task sensitivity is each
@@ -184,6 +184,7 @@ def onset(series: dict[int, float], threshold: float, direction: int) -> int | N
 class Settings:
     tolerance: float = 0.03
     sensitivity_ratio: float = 0.5
+    size_ratio: float = 0.3  # finding 2 compares model sizes' relative change here (the paper's 30%)
     bootstrap_samples: int = 1000
     ece_relative_rise: float = 0.5  # the paper's gate: ECE +50% is a warning
     #: per task name, what its family says (task_info()); a task it lacks sorts last, in no group
@@ -251,6 +252,7 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
                      for ratio, rs in _by(members).items()} for it in its if it >= 1} for t in tasks}
         out["groups"].append(g)
     out["size_fit"] = size_fits(out["groups"], tasks)
+    out["size_steps"] = size_steps(groups, out["groups"], tasks, settings.size_ratio, settings.bootstrap_samples)
     out["mix_modes"] = mix_mode_comparison(out["groups"], tasks)
     out["quality_control"] = filter_comparison(groups, out["groups"], tasks)
     out["gate"] = gate_table(runs)
@@ -277,6 +279,49 @@ def size_fits(groups: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
         fits[key] = {"mix_mode": mode, "setting": setting, "paper_setting": all(g["paper_setting"] for g in members),
                      "per_task": per_task, "pooled": fit_log_size(pooled)}
     return fits
+
+
+def size_steps(groups: dict[Group, list[Run]], analysed: list[dict[str, Any]], tasks: list[str], at: float,
+               samples: int) -> dict[str, list[dict[str, Any]]]:
+    """Each model size against the next smaller one, for each mix mode and setting run at two or more
+    sizes: the task mean of the relative score change against ratio 0 at ratio `at` (final
+    iteration; interpolated between tested ratios), each size's with its 95% interval, and the
+    difference (larger minus smaller: > 0, the larger model lost less) with its interval. The two
+    sizes' bootstrap draws are independent (different runs); each is `paired_mean_draws`."""
+    by_label = {g["label"]: g for g in analysed}
+    keyed: dict[tuple[str, str], list[tuple[dict[str, Any], list[Run]]]] = defaultdict(list)
+    for group, members in groups.items():
+        g = by_label[group.label]
+        keyed[(g["mix_mode"], g["setting"])].append((g, members))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for (mode, setting), sized in sorted(keyed.items()):
+        if len({g["parameters"] for g, _ in sized}) < 2:
+            continue
+        shared = [t for t in tasks if all(g["relative"]["score"][t][g["final_iteration"]] for g, _ in sized)]
+        points = []
+        for g, members in sorted(sized, key=lambda x: x[0]["parameters"]):
+            draws, _ = paired_mean_draws(members, g["final_iteration"], shared, samples)
+            at_ratio = [v for v in (interpolate(d, at) for d in draws) if v is not None]
+            point = interpolate(_mean_over_tasks(g, shared, "score"), at)
+            if point is not None and at_ratio:
+                points.append((g, point, np.asarray(at_ratio)))
+        steps = []
+        for (a, pa, da), (b, pb, db) in zip(points, points[1:]):
+            n = min(len(da), len(db))
+            diff = db[:n] - da[:n]
+            steps.append({
+                "smaller": a["label"], "larger": b["label"], "parameters": [a["parameters"], b["parameters"]],
+                "change": [pa, pb], "change_ci": [_percentiles(da), _percentiles(db)],
+                "difference": pb - pa, "difference_ci": _percentiles(diff), "tasks": shared,
+            })
+        if steps:
+            out[" / ".join([mode] + ([setting] if setting else []))] = steps
+    return out
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 #: the params of quality control (synthmix.quality) the comparison sets side by side
@@ -402,34 +447,40 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
                  "paper": "within ~3% up to 20%; accelerating loss beyond 30%",
                  **_combine(states, "; ".join(parts) or "no group has ratios both in (0, 0.2] and >= 0.3", settle)})
 
-    # 2. Larger models are more robust; safe ratio grows with log(size).
-    #    Sizes compared within one setting: the paper setting's with the most sizes
+    # 2. Larger models are more robust; safe ratio grows with log(size). Judged on the interval of
+    #    each size step's difference in relative change at 30% (size_steps), in the paper
+    #    setting's groups with the most sizes
     sizes = lambda x: len({g["parameters"] for g in groups if g["setting"] == x})  # noqa: E731
     setting = max(sorted({g["setting"] for g in groups}), key=sizes, default="")
-    by_size = sorted((g for g in groups if g["setting"] == setting), key=lambda g: g["parameters"])
-    deg = [(g, interpolate(_mean_over_tasks(g, tasks, "score"), 0.3)) for g in by_size]
-    deg = [(g, d) for g, d in deg if d is not None]
+    key = " / ".join(["replace"] + ([setting] if setting else []))
+    steps = result.get("size_steps", {}).get(key, [])
     fit = next((f["pooled"] for f in result["size_fit"].values()
                 if f["mix_mode"] == "replace" and f["setting"] == setting), None)
-    if len({g["parameters"] for g, _ in deg}) < 2:
-        verdict = _verdict("not enough experiments", "fewer than two model sizes with ratios spanning 0-0.3",
+    at = s.size_ratio
+    if not steps:
+        verdict = _verdict("not enough experiments", f"fewer than two model sizes with ratios spanning 0-{at:g}",
                            "run the same ratios at a second size (-S model=small / medium)")
     else:
-        drops = [d for _, d in deg]
-        steps = [b - a for a, b in zip(drops, drops[1:])]  # > 0: the larger model lost less
-        grows = fit is not None and fit["slope_per_decade"] > 0
-        measured = ", ".join(f"{g['model']} ({g['parameters'] / 1e6:.1f}M): {pct(d)} at 30%" for g, d in deg)
+        cis = [st["difference_ci"] for st in steps]
+        measured = "; ".join(
+            f"{st['smaller']} {pct(st['change'][0])} {_ci_text(st['change_ci'][0])}, {st['larger']} "
+            f"{pct(st['change'][1])} {_ci_text(st['change_ci'][1])} at {at:.0%} (task mean, final iteration): "
+            f"larger minus smaller {pct(st['difference'])} {_ci_text(st['difference_ci'])}" for st in steps)
         if fit:
             measured += f"; safe ratio = {fit['intercept']:.3f} {fit['slope_per_decade']:+.3f} x log10(params) ({fit['points']} points)"
-        if all(abs(x) < s.tolerance for x in steps):
-            # a difference smaller than the tolerance is not evidence either way
-            verdict = _verdict("not enough experiments",
-                               measured + f" (sizes differ by less than the {s.tolerance:.0%} tolerance)",
-                               "more seeds (-S seed=0,1,2,3), or sizes further apart (-S model=tiny,medium)")
-        elif all(x > -s.tolerance for x in steps) and any(x >= s.tolerance for x in steps) and grows:
+        if any(hi < 0 for _, hi in cis):
+            verdict = _verdict("does not hold", measured + " (a larger model lost more, beyond its interval)")
+        elif all(lo > 0 for lo, _ in cis) and any(st["difference"] >= s.tolerance for st in steps):
             verdict = _verdict("holds", measured)
+        elif all(-s.tolerance < lo and hi < s.tolerance for lo, hi in cis):
+            verdict = _verdict("does not hold", measured + f" (no size step differs by {s.tolerance:.0%} or more: "
+                                                           "the intervals rule it out)")
         else:
-            verdict = _verdict("does not hold", measured)
+            half = max((hi - lo) / 2 for lo, hi in cis)
+            verdict = _verdict("inconclusive", measured,
+                               f"the intervals are ±{100 * half:.1f}% wide: a size difference smaller than that is "
+                               "not resolved here; more seeds (-S seed=0,1,2,3,4), or sizes further apart "
+                               "(-S model=tiny,medium)")
     rows.append({"finding": "2. Larger models are more robust; the safe ratio grows with log(model size)",
                  "paper": "relative drop at 30%: -38% (410M) to -16% (12B); safe ratio 15-18% small, 23-27% large",
                  **verdict})

@@ -95,48 +95,71 @@ def paired_draws(
     from the items and the seeds it rests on, not from the spread of scores between them. Where a
     run's per-item scores are not available (predictions not in the local cache), the seeds alone
     are resampled ("seeds"); with one seed and items, the items alone ("items")."""
-    by_ratio: dict[float, dict[int, Run]] = defaultdict(dict)
-    for r in runs:
-        if task in r.metrics.get(iteration, {}):
-            by_ratio[r.ratio][r.seed] = r
-    if 0.0 not in by_ratio or len(by_ratio) < 2:
+    return paired_mean_draws(runs, iteration, [task], samples, seed)
+
+
+def paired_mean_draws(
+    runs: list[Run], iteration: int, tasks: list[str], samples: int, seed: int = 0
+) -> tuple[list[dict[float, float]], str]:
+    """`paired_draws` of the mean over `tasks` of each task's relative change: each draw resamples
+    the seeds once for every task (a seed's runs of all tasks share its data and its order), then
+    each task's items within them. Ratios and seeds are those every task has; with one task this is
+    `paired_draws` draw for draw."""
+    per_task: dict[str, dict[float, dict[int, Run]]] = {}
+    for task in tasks:
+        by_ratio: dict[float, dict[int, Run]] = defaultdict(dict)
+        for r in runs:
+            if task in r.metrics.get(iteration, {}):
+                by_ratio[r.ratio][r.seed] = r
+        per_task[task] = by_ratio
+    if not per_task:
         return [], "none"
-    shared = sorted(set.intersection(*(set(v) for v in by_ratio.values())))
+    ratios = sorted(set.intersection(*(set(b) for b in per_task.values())))
+    if 0.0 not in ratios or len(ratios) < 2:
+        return [], "none"
+    shared = sorted(set.intersection(*(set(b[ratio]) for b in per_task.values() for ratio in ratios)))
     if not shared:
         return [], "none"
-    arrays: dict[float, dict[int, np.ndarray]] = {}
+    arrays: dict[str, dict[float, dict[int, np.ndarray]]] = {}
     with_items = True
-    for ratio, seeds in by_ratio.items():
-        arrays[ratio] = {}
-        for sd in shared:
-            got = seeds[sd].items.get(iteration, {}).get(task)
-            if got is None:
-                with_items = False
+    for task, by_ratio in per_task.items():
+        arrays[task] = {ratio: {} for ratio in ratios}
+        for ratio in ratios:
+            for sd in shared:
+                got = by_ratio[ratio][sd].items.get(iteration, {}).get(task)
+                if got is None:
+                    with_items = False
+                    break
+                arrays[task][ratio][sd] = np.asarray(got, dtype=float)
+            if not with_items:
                 break
-            arrays[ratio][sd] = np.asarray(got, dtype=float)
         if not with_items:
             break
     if with_items:  # every ratio of a seed scored the same items
-        with_items = all(len({len(arrays[r][sd]) for r in arrays}) == 1 for sd in shared)
+        with_items = all(len({len(a[r][sd]) for r in ratios}) == 1 for a in arrays.values() for sd in shared)
     if not with_items and len(shared) < 2:
         return [], "none"
     rng = np.random.default_rng(seed)
-    by_seed = None if with_items else seed_values(runs, iteration, task, "score")
+    by_seed = None if with_items else {task: seed_values(runs, iteration, task, "score") for task in tasks}
     draws: list[dict[float, float]] = []
     for _ in range(samples):
         picked = list(rng.choice(shared, size=len(shared), replace=True)) if len(shared) > 1 else shared
         if with_items:
-            means: dict[float, list[float]] = defaultdict(list)
+            means: dict[str, dict[float, list[float]]] = {task: defaultdict(list) for task in tasks}
             for sd in picked:
-                n = len(arrays[0.0][sd])
-                idx = rng.integers(0, n, size=n)
-                for ratio in arrays:
-                    means[ratio].append(float(arrays[ratio][sd][idx].mean()))
-            zero = float(np.mean(means[0.0]))
-            if zero != 0:
-                draws.append({ratio: float(np.mean(means[ratio])) / zero - 1 for ratio in sorted(arrays)})
+                for task in tasks:
+                    n = len(arrays[task][0.0][sd])
+                    idx = rng.integers(0, n, size=n)
+                    for ratio in ratios:
+                        means[task][ratio].append(float(arrays[task][ratio][sd][idx].mean()))
+            zeros = {task: float(np.mean(means[task][0.0])) for task in tasks}
+            if all(zeros.values()):
+                draws.append({ratio: float(np.mean([float(np.mean(means[task][ratio])) / zeros[task] - 1
+                                                    for task in tasks])) for ratio in ratios})
         else:
-            draws.append(paired_relative(by_seed, picked))
+            rel = [paired_relative(by_seed[task], picked) for task in tasks]
+            common = set.intersection(*(set(x) for x in rel))
+            draws.append({ratio: float(np.mean([x[ratio] for x in rel])) for ratio in sorted(common)})
     how = ("items" if len(shared) == 1 else "items and seeds") if with_items else "seeds"
     return draws, how
 

@@ -122,13 +122,22 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
             f = per["fit"]
             if f:
                 fit_rows.append([mode, t, f"{f['intercept']:.3f}", f"{f['slope_per_decade']:+.3f}", _fmt(f["r2"]), f["points"]])
+    step_rows = [[mode, f"{st['smaller']} -> {st['larger']}", f"{_pct(st['change'][0])} {_interval(st['change_ci'][0])}",
+                   f"{_pct(st['change'][1])} {_interval(st['change_ci'][1])}",
+                   f"{_pct(st['difference'])} {_interval(st['difference_ci'])}", len(st["tasks"])]
+                  for mode, steps in result.get("size_steps", {}).items() for st in steps]
+    at = s.get("size_ratio", 0.3)
     out.append(Section(
         "Safe threshold per task and model size",
         f"The largest tested ratio up to which every tested ratio keeps the score within {s['tolerance']:.0%} of ratio 0 "
         f"(final iteration); 95% interval from {s['bootstrap_samples']} bootstrap resamples of the seeds. "
-        f"Paper: {PAPER['safe_ratio']}.",
+        f"Paper: {PAPER['safe_ratio']}."
+        + (f" Size steps (last table): each size against the next smaller one, the task mean of the relative change "
+           f"at {at:.0%} with 95% intervals; finding 2 is judged on the difference's interval." if step_rows else ""),
         [(["group", "parameters", "task", "safe ratio", "95% CI", "note"], safe_rows)]
-        + ([(["mix mode / setting", "task", "intercept", "slope per decade of params", "R²", "points"], fit_rows)] if fit_rows else []),
+        + ([(["mix mode / setting", "task", "intercept", "slope per decade of params", "R²", "points"], fit_rows)] if fit_rows else [])
+        + ([(["mix mode / setting", "sizes", f"smaller: change at {at:.0%}", f"larger: change at {at:.0%}",
+              "larger minus smaller (> 0: lost less)", "tasks"], step_rows)] if step_rows else []),
         ["safe_vs_size"],
     ))
     lead_rows = []
