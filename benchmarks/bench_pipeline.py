@@ -110,8 +110,10 @@ def main() -> None:
             cmd = ["dvc", "repro", *BASELINE_STAGES]
         durations, total = run_timed(cmd, repo)
         training = json.loads((repo / "models/iter0/training.json").read_text())
-        phases = {path.parent.name: (json.loads(path.read_text()), non_embedding(path.parent))
-                  for path in sorted(repo.glob("models/iter*/training.json"))}
+        phases = {}
+        for path in sorted(repo.glob("models/iter*/training.json")):
+            tasks = json.loads(path.read_text())
+            phases[path.parent.name] = (tasks, non_embedding(path.parent, tasks))
 
     print(f"\n{'stage':<22}{'seconds':>9}{'share':>8}{'x start-up':>12}")
     for stage, seconds in durations.items():
@@ -126,17 +128,16 @@ def main() -> None:
     print_floor(durations, total, phases, peak, peak_bf16)
 
 
-def non_embedding(model_dir: Path) -> int:
-    """A phase's parameters less the input embedding and the output layer (a lookup, and a
-    projection run at the target positions only): what 6 x N x tokens counts."""
+def non_embedding(model_dir: Path, tasks: dict) -> int:
+    """A phase's parameters (`tasks`: its training.json) less the input embedding and the output
+    layer (a lookup, and a projection run at the target positions only): what 6 x N x tokens counts."""
     sizes = set()
     for config_path in model_dir.glob("*/config.json"):
         config = json.loads(config_path.read_text())
         tables = 1 if config.get("tie_word_embeddings") else 2
         sizes.add(config["vocab_size"] * config["hidden_size"] * tables)
     (size,) = sizes  # one ladder size per phase
-    parameters = json.loads((model_dir / "training.json").read_text())
-    (total,) = {t["parameters"] for t in parameters.values()}
+    (total,) = {t["parameters"] for t in tasks.values()}
     return total - size
 
 

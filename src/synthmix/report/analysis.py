@@ -20,8 +20,8 @@ import numpy as np
 
 from synthmix.report.collect import Run
 from synthmix.report.intervals import (  # noqa: F401 - part of this module's interface
-    bootstrap_safe_ratio, control_stability, intervals, judge, paired_draws, paired_mean_draws, paired_relative,
-    relative_intervals, safe_interval, safe_ratio, seed_values,
+    bootstrap_safe_ratio, control_stability, interval95, intervals, judge, paired_draws, paired_mean_draws,
+    paired_relative, relative_intervals, safe_interval, safe_ratio, seed_values,
 )
 
 #: the paper's reported numbers (protocol.md), shown beside ours; its per-task sensitivity is each
@@ -260,6 +260,11 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
     return out
 
 
+def mode_key(mode: str, setting: str) -> str:
+    """How size_fits and size_steps key a mix mode and setting: "replace", "replace / dedup=0.5"."""
+    return " / ".join([mode] + ([setting] if setting else []))
+
+
 def size_fits(groups: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
     """Safe ratio (final iteration) against log10(parameters), per task and pooled, for each mix mode
     and setting run at two or more sizes (a verified tiny beside an unfiltered small is no size
@@ -275,7 +280,7 @@ def size_fits(groups: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
                    if g["safe"][t].get(g["final_iteration"])]
             pooled += pts
             per_task[t] = {"points": pts, "fit": fit_log_size(pts)}
-        key = " / ".join([mode] + ([setting] if setting else []))
+        key = mode_key(mode, setting)
         fits[key] = {"mix_mode": mode, "setting": setting, "paper_setting": all(g["paper_setting"] for g in members),
                      "per_task": per_task, "pooled": fit_log_size(pooled)}
     return fits
@@ -311,17 +316,12 @@ def size_steps(groups: dict[Group, list[Run]], analysed: list[dict[str, Any]], t
             diff = db[:n] - da[:n]
             steps.append({
                 "smaller": a["label"], "larger": b["label"], "parameters": [a["parameters"], b["parameters"]],
-                "change": [pa, pb], "change_ci": [_percentiles(da), _percentiles(db)],
-                "difference": pb - pa, "difference_ci": _percentiles(diff), "tasks": shared,
+                "change": [pa, pb], "change_ci": [interval95(da), interval95(db)],
+                "difference": pb - pa, "difference_ci": interval95(diff), "tasks": shared,
             })
         if steps:
-            out[" / ".join([mode] + ([setting] if setting else []))] = steps
+            out[mode_key(mode, setting)] = steps
     return out
-
-
-def _percentiles(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 #: the params of quality control (synthmix.quality) the comparison sets side by side
@@ -452,8 +452,7 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
     #    setting's groups with the most sizes
     sizes = lambda x: len({g["parameters"] for g in groups if g["setting"] == x})  # noqa: E731
     setting = max(sorted({g["setting"] for g in groups}), key=sizes, default="")
-    key = " / ".join(["replace"] + ([setting] if setting else []))
-    steps = result.get("size_steps", {}).get(key, [])
+    steps = result.get("size_steps", {}).get(mode_key("replace", setting), [])
     fit = next((f["pooled"] for f in result["size_fit"].values()
                 if f["mix_mode"] == "replace" and f["setting"] == setting), None)
     at = s.size_ratio

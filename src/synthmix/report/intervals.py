@@ -79,7 +79,12 @@ def safe_interval(draws: list[dict[float, float]], tolerance: float) -> tuple[fl
     safes = [got[0] for got in (safe_ratio(d, tolerance) for d in draws) if got is not None]
     if not safes:
         return None
-    lo, hi = np.percentile(safes, [2.5, 97.5])
+    return interval95(safes)
+
+
+def interval95(values: Any) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap values."""
+    lo, hi = np.percentile(values, [2.5, 97.5])
     return float(lo), float(hi)
 
 
@@ -120,21 +125,11 @@ def paired_mean_draws(
     shared = sorted(set.intersection(*(set(b[ratio]) for b in per_task.values() for ratio in ratios)))
     if not shared:
         return [], "none"
-    arrays: dict[str, dict[float, dict[int, np.ndarray]]] = {}
-    with_items = True
-    for task, by_ratio in per_task.items():
-        arrays[task] = {ratio: {} for ratio in ratios}
-        for ratio in ratios:
-            for sd in shared:
-                got = by_ratio[ratio][sd].items.get(iteration, {}).get(task)
-                if got is None:
-                    with_items = False
-                    break
-                arrays[task][ratio][sd] = np.asarray(got, dtype=float)
-            if not with_items:
-                break
-        if not with_items:
-            break
+    got = {task: {ratio: {sd: by_ratio[ratio][sd].items.get(iteration, {}).get(task) for sd in shared}
+                  for ratio in ratios} for task, by_ratio in per_task.items()}
+    with_items = all(v is not None for a in got.values() for r in a.values() for v in r.values())
+    arrays = {task: {ratio: {sd: np.asarray(v, dtype=float) for sd, v in r.items()} for ratio, r in a.items()}
+              for task, a in got.items()} if with_items else {}
     if with_items:  # every ratio of a seed scored the same items
         with_items = all(len({len(a[r][sd]) for r in ratios}) == 1 for a in arrays.values() for sd in shared)
     if not with_items and len(shared) < 2:
@@ -178,7 +173,7 @@ def intervals(draws: list[dict[float, float]]) -> dict[float, tuple[float, float
     out = {}
     for r in sorted({r for d in draws for r in d}):
         vals = [d[r] for d in draws if r in d]
-        out[r] = (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
+        out[r] = interval95(vals)
     return out
 
 
@@ -237,7 +232,7 @@ def control_stability(runs: list[Run], task: str, first: int, last: int, samples
                 draws.append(float(np.mean(diffs)))
             else:
                 draws.append(float(np.mean([b[k] - a[k] for k in picked])))
-        ci = (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
+        ci = interval95(draws)
         how = ("items" if len(rows) == 1 else "items and seeds") if with_items else "seeds"
     within = None if se is None else abs(change) <= 2 * se
     trend = "unknown" if ci is None else "down" if ci[1] < 0 else "up" if ci[0] > 0 else "none resolved"
