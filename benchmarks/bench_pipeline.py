@@ -142,7 +142,8 @@ def non_embedding(model_dir: Path, tasks: dict) -> int:
 
 
 def print_floor(durations: dict[str, float], total: float, phases: dict, peak: float, peak_bf16: float) -> None:
-    train_seconds = sum(s for stage, s in durations.items() if "train" in stage)
+    # the fine-tuning phases whose work is counted (not `pretrain`: its base is not a phase here)
+    train_seconds = sum(s for stage, s in durations.items() if stage == "baseline_train" or stage.startswith("train@"))
     work = sum(6 * n * t["tokens_per_second"] * t["seconds"] for tasks, n in phases.values() for t in tasks.values())
     other = total - train_seconds
     print(f"\nfloor: {len(phases)} training phases, {work / 1e12:.2f} TFLOP (6 x non-embedding parameters x tokens)")
