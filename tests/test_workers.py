@@ -64,3 +64,27 @@ def test_the_first_tasks_start_first_and_results_keep_the_task_order(tmp_path):
     start = {t: int((tmp_path / t).read_text()) for t in tasks}
     assert sorted(tasks, key=start.get)[:2] == ["code", "a"]
     assert start["code"] < start["b"] < start["c"] < start["d"]
+
+
+def test_the_costliest_tasks_start_first_after_the_first_ones(tmp_path):
+    # longest processing time first: train hands the largest training set out first, so the
+    # longest task does not start last and run alone while the other core idles
+    tasks = ["small", "large", "code", "medium", "tiny"]
+    cost = {"small": 2.0, "large": 9.0, "code": 1.0, "medium": 5.0, "tiny": 0.5}.get
+    assert workers.schedule(tasks, cost=cost) == [1, 3, 0, 2, 4]
+    assert workers.schedule(tasks, first=["code"], cost=cost) == [2, 1, 3, 0, 4]
+    assert workers.schedule(tasks) == [0, 1, 2, 3, 4]  # no estimate: the given order
+    out = workers.map_tasks(functools.partial(_started, log=str(tmp_path)), tasks, workers=2, threads=1,
+                            first=["code"], cost=cost)
+    assert out == [t.upper() for t in tasks]  # results in the order of `tasks` all the same
+    start = {t: int((tmp_path / t).read_text()) for t in tasks}
+    assert sorted(tasks, key=start.get)[:2] == ["code", "large"]
+    assert start["large"] < start["medium"] < start["small"] < start["tiny"]
+
+
+def test_cost_estimates_read_the_files_and_count_a_missing_one_as_zero(tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"a": 1}\n{"a": 22}\n{"a": 333}\n')
+    assert workers.line_count(data) == 3
+    assert workers.file_size(data) == len(data.read_bytes())
+    assert workers.line_count(tmp_path / "missing.jsonl") == workers.file_size(tmp_path / "missing") == 0

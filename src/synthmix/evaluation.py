@@ -171,7 +171,9 @@ def run(params: Params, iteration: int) -> None:
     takes part in every task, one after the other."""
     # nothing here touches a tensor before the fork (see synthmix.workers)
     evaluations = workers.run_tasks(params, functools.partial(_evaluate_named, params, iteration),
-                                    first=[name for name in params.tasks if params.task(name).runs_programs])
+                                    first=[name for name in params.tasks if params.task(name).runs_programs],
+                                    cost=lambda name: workers.line_count(paths.external(name, "test"))
+                                    * params.generation_budget(params.task(name)))
     scores: dict[str, Any] = {}
     reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}
     for name, evaluated in zip(params.tasks, evaluations):

@@ -475,8 +475,9 @@ def run(params: Params, iteration: int) -> None:
     n_workers = workers.count(params, len(params.tasks))
     if n_workers > 1:
         # nothing here touches a tensor before the fork (see synthmix.workers)
+        # the largest training sets first, so no long task starts last and runs alone
         results = workers.map_tasks(functools.partial(train_task, params, iteration), params.tasks, n_workers,
-                                    params.threads)
+                                    params.threads, cost=lambda task: workers.file_size(paths.mixed(iteration, task)))
     else:
         # Before any model is built: under a launcher this joins the process group, and DeepSpeed's
         # ZeRO-3 init / FSDP's rank-0-only loading need the accelerate state to exist at load time.

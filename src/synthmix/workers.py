@@ -61,18 +61,45 @@ def _call(job: tuple[Callable[[str], T], str, int]) -> T:
         raise RuntimeError(f"task {task}: {type(err).__name__}: {err}") from None
 
 
+def schedule(tasks: Sequence[str], first: Sequence[str] = (),
+             cost: Callable[[str], float] | None = None) -> list[int]:
+    """The order (indices into `tasks`) in which the workers take the tasks: those in `first`, then
+    the most expensive by `cost` first (longest processing time first: started last, a long task
+    would run alone at the end while the other cores idle). Ties keep the given order."""
+    estimate = {task: float(cost(task)) if cost is not None else 0.0 for task in tasks}
+    return sorted(range(len(tasks)), key=lambda i: (tasks[i] not in first, -estimate[tasks[i]]))
+
+
+def file_size(path: str | os.PathLike[str]) -> float:
+    """Bytes in `path` (0 if it is missing): a cost estimate for `schedule`."""
+    try:
+        return float(os.path.getsize(path))
+    except OSError:
+        return 0.0
+
+
+def line_count(path: str | os.PathLike[str]) -> float:
+    """Lines (records) in `path` (0 if it is missing): a cost estimate for `schedule`."""
+    try:
+        with open(path, "rb") as f:
+            return float(sum(1 for _ in f))
+    except OSError:
+        return 0.0
+
+
 def map_tasks(fn: Callable[[str], T], tasks: Sequence[str], workers: int, threads: int = 0,
-              first: Sequence[str] = ()) -> list[T]:
+              first: Sequence[str] = (), cost: Callable[[str], float] | None = None) -> list[T]:
     """[fn(task) for task in tasks], in `workers` forked processes of `threads` threads each
     (0: cores / workers); in this process when workers is 1. `fn` must be a module-level function
     or a functools.partial of one (it is pickled to the workers) and return picklable results.
 
-    The workers take the tasks in `first` before the others (the longest ones: started last, one
-    would run alone at the end); the results are in the order of `tasks` all the same."""
+    The workers take the tasks in `schedule`'s order: `first`, then the costliest by `cost` (an
+    estimate of a task's work, e.g. its training set's size). The results are in the order of
+    `tasks` all the same, and are the same whatever the order (each task is seeded on its own)."""
     if workers <= 1 or len(tasks) <= 1:
         return [fn(task) for task in tasks]
     each = threads or max(1, cores() // workers)
-    order = sorted(range(len(tasks)), key=lambda i: tasks[i] not in first)  # stable: otherwise as given
+    order = schedule(tasks, first, cost)
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         done = pool.map(_call, [(fn, tasks[i], each) for i in order], chunksize=1)
     results: list[T] = [None] * len(tasks)  # type: ignore[list-item]
@@ -81,11 +108,12 @@ def map_tasks(fn: Callable[[str], T], tasks: Sequence[str], workers: int, thread
     return results
 
 
-def run_tasks(params: Params, fn: Callable[[str], T], first: Sequence[str] = ()) -> list[T]:
+def run_tasks(params: Params, fn: Callable[[str], T], first: Sequence[str] = (),
+              cost: Callable[[str], float] | None = None) -> list[T]:
     """A stage's [fn(task) for task in params.tasks]: side by side in `count` forked workers on a
     CPU (`map_tasks`), else in this process, which first joins the process group under
     `accelerate launch` (every process then takes part in every task, one after the other)."""
     n_workers = count(params, len(params.tasks))
     if n_workers <= 1:
         distributed.state()
-    return map_tasks(fn, params.tasks, n_workers, params.threads, first)
+    return map_tasks(fn, params.tasks, n_workers, params.threads, first, cost)
