@@ -172,8 +172,7 @@ def run(params: Params, iteration: int) -> None:
     # nothing here touches a tensor before the fork (see synthmix.workers)
     evaluations = workers.run_tasks(params, functools.partial(_evaluate_named, params, iteration),
                                     first=[name for name in params.tasks if params.task(name).runs_programs],
-                                    cost=lambda name: workers.line_count(paths.external(name, "test"))
-                                    * params.generation_budget(params.task(name)))
+                                    cost=workers.generation_cost(params, "test"))
     scores: dict[str, Any] = {}
     reliability_rows: dict[int, list[dict[str, Any]]] = {n: [] for n in params.evaluate.ece_bins}
     for name, evaluated in zip(params.tasks, evaluations):

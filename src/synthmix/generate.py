@@ -136,9 +136,8 @@ def run(params: Params, iteration: int) -> int:
     # On a CPU the tasks sample side by side in forked workers, as train's are trained (nothing here
     # touches a tensor before the fork: see synthmix.workers); each batch is seeded by its number,
     # so the samples are the same either way.
-    sampled = workers.run_tasks(
-        params, functools.partial(_generate_named, params, iteration, prev),  # the most tokens to sample first
-        cost=lambda name: workers.line_count(paths.external(name, "train")) * params.generation_budget(params.task(name)))
+    sampled = workers.run_tasks(params, functools.partial(_generate_named, params, iteration, prev),
+                                cost=workers.generation_cost(params, "train"))  # the most tokens to sample first
     main = distributed.is_main_process()
     meta = {"iteration": iteration, "from_iteration": prev, "mode": params.generate.mode,
             "temperature": params.generate.temperature, "top_p": params.generate.top_p,

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import torch
 
-from synthmix import distributed
+from synthmix import distributed, paths
 from synthmix.params import Params
 
 T = TypeVar("T")
@@ -85,6 +85,12 @@ def line_count(path: str | os.PathLike[str]) -> float:
             return float(sum(1 for _ in f))
     except OSError:
         return 0.0
+
+
+def generation_cost(params: Params, split: str) -> Callable[[str], float]:
+    """`schedule`'s estimate for a stage that generates: a task's `split` examples x its budget of
+    new tokens (generate samples an answer to every train prompt, evaluate to every test item)."""
+    return lambda name: line_count(paths.external(name, split)) * params.generation_budget(params.task(name))
 
 
 def map_tasks(fn: Callable[[str], T], tasks: Sequence[str], workers: int, threads: int = 0,
