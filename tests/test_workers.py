@@ -62,7 +62,8 @@ def test_the_first_tasks_start_first_and_results_keep_the_task_order(tmp_path):
                             first=["code"])
     assert out == ["A", "B", "C", "D", "CODE"]
     start = {t: int((tmp_path / t).read_text()) for t in tasks}
-    assert sorted(tasks, key=start.get)[:2] == ["code", "a"]
+    # the two workers start at once: the first two tasks in either order, the rest in turn
+    assert set(sorted(tasks, key=start.get)[:2]) == {"code", "a"}
     assert start["code"] < start["b"] < start["c"] < start["d"]
 
 
@@ -78,7 +79,7 @@ def test_the_costliest_tasks_start_first_after_the_first_ones(tmp_path):
                             first=["code"], cost=cost)
     assert out == [t.upper() for t in tasks]  # results in the order of `tasks` all the same
     start = {t: int((tmp_path / t).read_text()) for t in tasks}
-    assert sorted(tasks, key=start.get)[:2] == ["code", "large"]
+    assert set(sorted(tasks, key=start.get)[:2]) == {"code", "large"}  # the two workers start at once
     assert start["large"] < start["medium"] < start["small"] < start["tiny"]
 
 
