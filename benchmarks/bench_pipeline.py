@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -67,12 +68,12 @@ def copy_project(dest: Path) -> None:
         subprocess.run(cmd, cwd=dest, check=True)
 
 
-def run_timed(cmd: list[str], cwd: Path) -> tuple[dict[str, float], float]:
+def run_timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[dict[str, float], float]:
     """Run `cmd`, timestamping each 'Running stage' line; return stage -> seconds, and the total."""
     durations: dict[str, float] = {}
     current, started = None, time.perf_counter()
     mark = started
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     tail: collections.deque[str] = collections.deque(maxlen=40)  # shown if the run fails
     for line in proc.stdout:
@@ -97,18 +98,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", action="store_true", help="run every iteration, not only the baseline")
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="param override, as dvc exp run -S")
+    parser.add_argument("--judge-memo", choices=("fresh", "shared", "off"), default="fresh",
+                        help="the code judge's verdict memo (synthmix.verdict_memo): fresh (default: an empty one, "
+                             "as on a new machine), shared (this user's, as SYNTHMIX_JUDGE_MEMO says), off")
     args = parser.parse_args()
+    env = dict(os.environ)
 
     peak, peak_bf16 = matmul_gflops(), matmul_gflops(dtype=torch.bfloat16)
     overhead = process_start_seconds()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as memo_dir:
+        if args.judge_memo != "shared":
+            env["SYNTHMIX_JUDGE_MEMO"] = "off" if args.judge_memo == "off" else str(Path(memo_dir) / "judge-memo.sqlite")
         repo = Path(tmp)
         copy_project(repo)
         if args.study:
             cmd = ["dvc", "exp", "run", *sum((["-S", o] for o in args.overrides), [])]
         else:
             cmd = ["dvc", "repro", *BASELINE_STAGES]
-        durations, total = run_timed(cmd, repo)
+        durations, total = run_timed(cmd, repo, env)
         training = json.loads((repo / "models/iter0/training.json").read_text())
         phases = {}
         for path in sorted(repo.glob("models/iter*/training.json")):
@@ -118,7 +125,7 @@ def main() -> None:
     print(f"\n{'stage':<22}{'seconds':>9}{'share':>8}{'x start-up':>12}")
     for stage, seconds in durations.items():
         print(f"{stage:<22}{seconds:>9.1f}{seconds / total:>8.0%}{seconds / overhead:>12.1f}")
-    print(f"{'total':<22}{total:>9.1f}")
+    print(f"{'total':<22}{total:>9.1f}   (judge memo: {args.judge_memo})")
     print(f"\nbaseline: stage process start-up (imports) {overhead:.1f}s; fp32 matmul {peak:.0f} GFLOP/s")
     print(f"\n{'task (iter0)':<14}{'params':>9}{'examples':>10}{'train s':>9}{'tokens/s':>10}{'MFU':>7}")
     for task, t in training.items():

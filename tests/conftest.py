@@ -13,6 +13,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+# The code judge's verdict memo (synthmix.verdict_memo) off: every sandbox test judges for real, and
+# no test reads or writes this user's memo. tests/test_verdict_memo.py turns it on where it is the subject.
+os.environ["SYNTHMIX_JUDGE_MEMO"] = "off"
+
+
 #: the longest test files (minutes of real dvc, queue and Slurm runs), started first, one per worker
 HEAVIEST = ("test_report_browser.py", "test_slurm_sweep.py")
 

@@ -342,6 +342,17 @@ def _launch(role: str, source: str, payload: dict[str, Any] | None, timeout_s: f
             shutil.rmtree(root, onerror=_force_remove)
 
 
+_NO_RESULT = "no result from the test runner"
+
+
+def decided(result: SandboxResult) -> bool:
+    """Whether the program alone decided `result`, so that judging it again gives the same status:
+    passed, blocked, or failed as the test runner reported it. Not a timeout, memory, error, or a
+    failure with no result line (the runner killed, e.g. by the kernel): those can follow from the
+    machine's load. What `synthmix.verdict_memo` may keep."""
+    return result.status in ("passed", "blocked") or (result.status == "failed" and _NO_RESULT not in result.stderr)
+
+
 def _verdict(out: bytes, nonce: str, rc: int | None, timed_out: bool) -> tuple[str, str]:
     """The runner's result (it must carry this run's nonce): (status, its human-readable detail)."""
     if timed_out:
@@ -355,7 +366,7 @@ def _verdict(out: bytes, nonce: str, rc: int | None, timed_out: bool) -> tuple[s
         return result["status"], f"sandbox: {result['status']}: {result.get('detail', '')}"
     if rc == child.RC_BOOT_ERROR:
         return "error", "sandbox: error: the test runner could not start"
-    return "failed", f"sandbox: failed: no result from the test runner (exit {rc}): the tests did not run to their end"
+    return "failed", f"sandbox: failed: {_NO_RESULT} (exit {rc}): the tests did not run to their end"
 
 
 def _child_env(work: str) -> dict[str, str]:

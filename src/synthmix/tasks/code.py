@@ -24,6 +24,7 @@ import ast
 import functools
 import random
 import re
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -312,27 +313,47 @@ class Code(TaskFamily):
         Built-in tests compare type and value (`strict`); hub tests (HumanEval's `check`, MBPP's
         asserts) keep Python's ``==``, on values that can only be plain built-in types. Each row's
         extra says how it ended (`status`) and which isolation ran it (`isolation`)."""
-        from synthmix.sandbox import check_function, resolve_jail  # lazily: only scoring needs it
+        from synthmix import verdict_memo
+        from synthmix.sandbox import check_function, decided, resolve_jail  # lazily: only scoring needs it
 
         bodies = [self.extract(text) for text in completions]
         isolation = resolve_jail(self.jail)  # once, before the threads: `require` fails here, warns once
-
-        def run(job: tuple[Example, str | None]) -> str:
-            ex, body = job
-            if body is None:
-                return "no_body"
-            if not ex.get("tests"):
-                return "no_tests"
+        statuses: list[str | None] = [None] * len(examples)
+        calls: dict[int, dict[str, Any]] = {}
+        for i, (ex, body) in enumerate(zip(examples, bodies)):
             entry = ex.get("entry_point") or _entry_point(ex["prompt"])
-            if entry is None:
-                return "no_entry_point"
-            return check_function(
-                solution(ex["prompt"], body), entry, ex["tests"], context=context(ex["prompt"]),
-                strict=self.source == "builtin", timeout_s=self.timeout_s, memory_mb=self.memory_mb, jail=self.jail,
-            ).status
+            if body is None:
+                statuses[i] = "no_body"
+            elif not ex.get("tests"):
+                statuses[i] = "no_tests"
+            elif entry is None:
+                statuses[i] = "no_entry_point"
+            else:
+                calls[i] = {"solution": solution(ex["prompt"], body), "entry_point": entry, "tests": ex["tests"],
+                            "context": context(ex["prompt"]), "strict": self.source == "builtin"}
+        limits = {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb}
+        memo = verdict_memo.VerdictMemo.from_env() if calls else None
+        keys: dict[int, str] = {}
+        if memo is not None:  # judged before (same program, tests, limits, jail and judge): not again
+            fingerprint = verdict_memo.judge_fingerprint(isolation)
+            keys = {i: verdict_memo.verdict_key(fingerprint, **call, **limits) for i, call in calls.items()}
+            known = memo.get_many(keys.values())
+            for i, key in keys.items():
+                statuses[i] = known.get(key)
+        todo = [i for i in calls if statuses[i] is None]
+
+        def run(i: int) -> Any:
+            return check_function(**calls[i], **limits, jail=self.jail)
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            statuses = list(pool.map(run, zip(examples, bodies)))
+            results = list(pool.map(run, todo))
+        for i, result in zip(todo, results):
+            statuses[i] = result.status
+        if memo is not None:
+            memo.put_many({keys[i]: r.status for i, r in zip(todo, results) if decided(r)})
+            if calls:
+                print(f"{self.name}: {len(calls) - len(todo)} of {len(calls)} programs' verdicts from the judge "
+                      f"memo ({memo.path}; {verdict_memo.MEMO_ENV}=off to judge all)", file=sys.stderr)
         return [Scored(float(status == "passed"), body, {"status": status, "isolation": isolation})
                 for body, status in zip(bodies, statuses)]
 
