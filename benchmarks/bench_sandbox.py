@@ -12,11 +12,18 @@ Every path judges the same gold bodies of the built-in code family's test split 
   (what scoring did before the two-process judge; fakeable, shown only as the cost floor).
 
 Figures are wall-clock milliseconds per program at the given thread-pool width, and the ratios.
+
+Then the verdict memo (synthmix.verdict_memo) through the scorer itself (`Code.score`, the jail
+`auto` picks), with a fresh memo file: off (every program judged), cold (an empty memo: judging
+plus storing), and 95% warm (95% of the problems judged before, as 95-98% of an iteration's code
+answers repeat an earlier iteration's in the default study), each against off.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -60,6 +67,25 @@ def main() -> None:
     if "jail" in per_program:
         print(f"jail / guard:  {per_program['jail'] / per_program['guard']:.2f}x the time")
     print(f"guard / single: {per_program['guard'] / per_program['single']:.2f}x the time")
+    bench_memo(problems, args.workers)
+
+
+def bench_memo(problems: list[dict], workers: int) -> None:
+    task = Code(workers=workers)
+    gold = [ex["completion"] for ex in problems]
+    seen = int(len(problems) * 0.95)
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in ("off", "cold", "95% warm"):
+            os.environ["SYNTHMIX_JUDGE_MEMO"] = "off" if case == "off" else os.path.join(tmp, f"{case[:2]}.sqlite")
+            if case == "95% warm":
+                task.score(problems[:seen], gold[:seen])
+            start = time.perf_counter()
+            scored = task.score(problems, gold)
+            figures[case] = 1000 * (time.perf_counter() - start) / len(problems)
+            assert all(s.correct == 1.0 for s in scored), f"memo {case}: a gold body did not pass"
+    for case, ms in figures.items():
+        print(f"memo {case:>8}: {ms:6.1f} ms/program  ({figures['off'] / ms:.2f}x off)  Code.score, {len(problems)} programs")
 
 
 if __name__ == "__main__":
