@@ -163,3 +163,14 @@ def test_processes_write_side_by_side(tmp_path: Path) -> None:
         assert p.exitcode == 0
     found = memo.get_many([f"k{j}" for j in range(600)] + ["before", "never"])
     assert len(found) == 601 and found["before"] == "failed" and "never" not in found
+
+
+def test_a_slurm_cell_keeps_its_memo_on_the_node(tmp_path: Path) -> None:
+    """Inside a Slurm job the memo goes to the node's own disk (a cluster's home is often NFS, where
+    SQLite's WAL does not work), unless the user said where, or off."""
+    from synthmix.cluster import cell_env
+
+    env = cell_env({"PATH": "/usr/bin"}, tmp_path)
+    assert env[verdict_memo.MEMO_ENV] == str(tmp_path / "judge-memo.sqlite") and env["PATH"] == "/usr/bin"
+    for chosen in ("off", "/scratch/me/memo.sqlite"):
+        assert cell_env({verdict_memo.MEMO_ENV: chosen}, tmp_path)[verdict_memo.MEMO_ENV] == chosen

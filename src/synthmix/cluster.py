@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from synthmix.params import Params
+from synthmix.verdict_memo import MEMO_ENV
 
 SWEEPS = Path(".synthmix") / "sweeps"
 #: keys no shared upstream stage reads: cells differing only in these share their upstream stages
@@ -321,6 +322,8 @@ def run_cell(state_path: str, name: str) -> int:
     job = os.environ.get("SLURM_JOB_ID", "")
     print(f"synthmix sweep cell {name} (job {job}): {cell.overrides} in {repo}", flush=True)
     remote = ["-r", sweep.dvc_remote] if sweep.dvc_remote else []
+    memo_dir = Path(tempfile.mkdtemp(prefix=f"synthmix-{name}-memo-"))  # the node's own disk, 0700
+    env = cell_env(os.environ, memo_dir)
     steps = [
         ("clone", ["git", "clone", "-q", sweep.git_remote, str(repo)]),
         ("checkout", ["git", "checkout", "-q", "--detach", sweep.commit]),
@@ -329,18 +332,33 @@ def run_cell(state_path: str, name: str) -> int:
         ("exp push", ["dvc", "exp", "push", "--run-cache", *remote, sweep.git_remote, name]),
         ("push run-cache", ["dvc", "push", "--run-cache", *remote]),
     ]
-    for step, cmd in steps:
-        print(f"--- {step}: {shlex.join(cmd)}", flush=True)
-        proc = subprocess.run(cmd, cwd=repo if step != "clone" else work)
-        if proc.returncode != 0:
-            status_file.write_text(json.dumps({"state": "failed", "step": step, "returncode": proc.returncode,
-                                               "job": job, "workspace": str(repo), "seconds": time.time() - started}))
-            print(f"synthmix sweep cell {name}: {step} failed ({proc.returncode}); workspace kept at {repo}", flush=True)
-            return proc.returncode or 1
+    try:
+        for step, cmd in steps:
+            print(f"--- {step}: {shlex.join(cmd)}", flush=True)
+            proc = subprocess.run(cmd, cwd=repo if step != "clone" else work, env=env)
+            if proc.returncode != 0:
+                status_file.write_text(json.dumps({"state": "failed", "step": step, "returncode": proc.returncode,
+                                                   "job": job, "workspace": str(repo),
+                                                   "seconds": time.time() - started}))
+                print(f"synthmix sweep cell {name}: {step} failed ({proc.returncode}); workspace kept at {repo}",
+                      flush=True)
+                return proc.returncode or 1
+    finally:
+        shutil.rmtree(memo_dir, ignore_errors=True)
     status_file.write_text(json.dumps({"state": "done", "job": job, "seconds": time.time() - started}))
     shutil.rmtree(work, ignore_errors=True)
     print(f"synthmix sweep cell {name}: done in {time.time() - started:.0f}s", flush=True)
     return 0
+
+
+def cell_env(environ: Any, memo_dir: Path) -> dict[str, str]:
+    """A cell's environment: the job's, with the code judge's verdict memo (synthmix.verdict_memo) in
+    `memo_dir` on the node's own disk, unless `SYNTHMIX_JUDGE_MEMO` already says where (or `off`).
+    A cluster's home is often NFS, where SQLite's WAL mode does not work; the memo pays within one
+    cell already (each iteration's code answers repeat the last one's)."""
+    env = dict(environ)
+    env.setdefault(MEMO_ENV, str(memo_dir / "judge-memo.sqlite"))
+    return env
 
 
 # ----- the verb -------------------------------------------------------------------------------------
