@@ -312,7 +312,9 @@ class Code(TaskFamily):
 
         Built-in tests compare type and value (`strict`); hub tests (HumanEval's `check`, MBPP's
         asserts) keep Python's ``==``, on values that can only be plain built-in types. Each row's
-        extra says how it ended (`status`) and which isolation ran it (`isolation`)."""
+        extra says how it ended (`status`) and which isolation ran it (`isolation`). A program judged
+        before, under the same tests, limits, jail and judge, takes its verdict from the memo
+        (synthmix.verdict_memo; SYNTHMIX_JUDGE_MEMO=off judges every one)."""
         from synthmix import verdict_memo
         from synthmix.sandbox import check_function, decided, resolve_jail  # lazily: only scoring needs it
 
@@ -349,11 +351,10 @@ class Code(TaskFamily):
             results = list(pool.map(run, todo))
         for i, result in zip(todo, results):
             statuses[i] = result.status
-        if memo is not None:
+        if memo is not None:  # (None as well when there was nothing to judge)
             memo.put_many({keys[i]: r.status for i, r in zip(todo, results) if decided(r)})
-            if calls:
-                print(f"{self.name}: {len(calls) - len(todo)} of {len(calls)} programs' verdicts from the judge "
-                      f"memo ({memo.path}; {verdict_memo.MEMO_ENV}=off to judge all)", file=sys.stderr)
+            print(f"{self.name}: {len(calls) - len(todo)} of {len(calls)} programs' verdicts from the judge "
+                  f"memo ({memo.path}; {verdict_memo.MEMO_ENV}=off to judge all)", file=sys.stderr)
         return [Scored(float(status == "passed"), body, {"status": status, "isolation": isolation})
                 for body, status in zip(bodies, statuses)]
 
