@@ -13,16 +13,23 @@ from synthmix.report.collect import Run
 TASKS = ["math", "factual", "reading", "code"]
 
 
+#: each size's competence: its scores are this multiple of tiny's (relative changes are unchanged), so
+#: the larger size is the more capable model, as in the paper, unless a test says otherwise
+LEVEL = {"tiny": 1.0, "small": 1.2}
+
+
 def make_run(model: str, ratio: float, seed: int, drop: dict[str, float], iterations: int = 2,
-             ece_rise: dict[int, float] | None = None, mix_mode: str = "replace", noise: float = 0.0) -> Run:
-    """A run whose score at iteration i is 0.5 * (1 + drop[task] * ratio / 0.5 * i / iterations) +
-    seed noise; ECE is 0.1 * (1 + ece_rise[i] * ratio / 0.5)."""
+             ece_rise: dict[int, float] | None = None, mix_mode: str = "replace", noise: float = 0.0,
+             level: float | None = None) -> Run:
+    """A run whose score at iteration i is level * 0.5 * (1 + drop[task] * ratio / 0.5 * i / iterations)
+    + seed noise (level: LEVEL[model] unless given); ECE is 0.1 * (1 + ece_rise[i] * ratio / 0.5)."""
     ece_rise = ece_rise or {}
+    level = LEVEL.get(model, 1.0) if level is None else level
     metrics = {}
     for it in range(iterations + 1):
         metrics[it] = {}
         for t in TASKS:
-            score = 0.5 * (1 + drop.get(t, 0.0) * (ratio / 0.5) * (it / iterations)) + noise * (seed - 0.5)
+            score = level * 0.5 * (1 + drop.get(t, 0.0) * (ratio / 0.5) * (it / iterations)) + noise * (seed - 0.5)
             ece = 0.1 * (1 + ece_rise.get(it, 0.0) * ratio / 0.5)
             metrics[it][t] = {"score": score, "ece": ece, "self_bleu": 0.3 + ratio, "distinct_2": 0.6 - ratio}
     return Run(name=f"{model}-{ratio}-{seed}-{mix_mode}", rev="r", created=f"2026-11-24T00:00:0{seed}", ratio=ratio,
@@ -93,7 +100,7 @@ def test_findings_hold_when_the_runs_behave_like_the_paper():
         for it, per_task in r.metrics.items():
             for t, m in per_task.items():
                 eff = max(0.0, r.ratio - 0.2) / 0.3
-                m["score"] = 0.5 * (1 + {"tiny": 1, "small": 0.5}[r.model] * drops[t] * eff * max(0, it - 1))
+                m["score"] = LEVEL[r.model] * 0.5 * (1 + {"tiny": 1, "small": 0.5}[r.model] * drops[t] * eff * max(0, it - 1))
     result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=200))
     verdicts = [f["verdict"] for f in result["findings"]]
     assert verdicts == ["holds", "holds", "holds", "holds"], json.dumps(result["findings"], indent=1)
@@ -139,6 +146,52 @@ def test_finding_2_is_judged_on_the_interval_of_the_size_difference():
     assert lo < 0 < hi and step["difference"] > 0
     f2 = result["findings"][1]
     assert f2["verdict"] == "inconclusive" and "wide" in f2["to_settle"] and "-S seed=" in f2["to_settle"], f2
+
+
+def test_finding_2_is_not_testable_where_the_larger_size_is_not_the_more_capable_model():
+    settings = analysis.Settings(bootstrap_samples=200)
+    drops = {"tiny": {"math": -0.30, "code": -0.30}, "small": {"math": -0.10, "code": -0.10}}
+    # small loses much less at 30% and scores 20% higher at iteration 0: the paper's premise, and it holds
+    capable = analysis.analyse(grid(drops, seeds=(0, 1, 2)), settings)
+    (step,) = capable["size_steps"]["replace"]
+    assert step["competence"]["difference"] == pytest.approx(0.1) and step["competence"]["difference_ci"][0] > 0
+    assert capable["findings"][1]["verdict"] == "holds", capable["findings"][1]
+    # the same robustness from a larger model that is no more capable (what this ladder's sizes were on
+    # their corpus): the premise fails, so the verdict is not "holds" nor "does not hold"
+    runs = [make_run(m, r, sd, d, level=1.0) for m, d in drops.items() for r in (0.0, 0.1, 0.2, 0.3, 0.5)
+            for sd in (0, 1, 2)]
+    f2 = analysis.analyse(runs, settings)["findings"][1]
+    assert f2["verdict"] == "not testable here", f2
+    assert "not the more capable model" in f2["measured"] and "small scores 0.500" in f2["measured"]
+    assert "larger minus smaller" in f2["measured"]  # what the runs measured is still shown
+    assert "iteration 0" in f2["to_settle"]
+    # less capable, and losing more (this repository's sweep): not testable either, not "does not hold"
+    worse = [make_run("tiny", r, sd, {"math": -0.1}) for r in (0.0, 0.3) for sd in (0, 1)]
+    worse += [make_run("small", r, sd, {"math": -0.4}, level=0.9) for r in (0.0, 0.3) for sd in (0, 1)]
+    assert analysis.analyse(worse, settings)["findings"][1]["verdict"] == "not testable here"
+
+
+def test_iteration_0_competence_counts_each_seed_once_with_seed_and_item_noise():
+    runs = [make_run("tiny", r, sd, {"math": -0.2}, noise=0.1) for r in (0.0, 0.3, 0.5) for sd in (0, 1, 2)]
+    for r in runs:  # one test-set standard error per task
+        for t in TASKS:
+            r.metrics[0][t]["score_se"] = 0.02
+    c = analysis.competence(runs, TASKS)
+    assert c["seeds"] == 3  # nine runs, three phase 0s
+    assert c["score"] == pytest.approx(0.5 + 0.1 * (1 - 0.5))  # seeds 0, 1, 2: mean noise offset +0.05
+    seeds_sd = 0.1  # seed offsets -0.05, +0.05, +0.15
+    items = (4 * 0.02 ** 2) ** 0.5 / 4  # the task mean's item SE: the seeds share one test set
+    assert c["se"] == pytest.approx(((seeds_sd ** 2) / 3 + items ** 2) ** 0.5)
+    # item noise alone can leave the difference unresolved: 0.01 apart with SE 0.01 each
+    a = [make_run("tiny", 0.0, 0, {})]
+    b = [make_run("small", 0.0, 0, {}, level=1.02)]
+    for r in a + b:
+        for t in TASKS:
+            r.metrics[0][t]["score_se"] = 0.02
+    step = analysis.competence_step(a, b, TASKS)
+    assert step["difference"] == pytest.approx(0.01)
+    assert step["difference_ci"][0] < 0 < step["difference_ci"][1]
+    assert analysis.competence([], TASKS) is None
 
 
 def test_the_task_mean_bootstrap_is_the_per_task_one_for_one_task_and_shares_seeds_across_tasks():

@@ -87,7 +87,10 @@ def test_report_on_the_sweep_renders_every_figure_in_chromium(sweep):
     # two sizes were seen (the fit itself needs scores above zero at ratio 0, which 1 epoch on 48
     # examples may not reach; test_report.py checks the fit on known answers)
     assert "replace" in data["size_fit"]
-    assert [f["verdict"] in ("holds", "does not hold", "not enough experiments") for f in data["findings"]] == [True] * 4
+    # the machinery's verdicts, whatever 48 examples give (finding 2 is not testable where small is not
+    # the more capable model at iteration 0)
+    verdicts = ("holds", "does not hold", "inconclusive", "not testable here", "not enough experiments")
+    assert [f["verdict"] in verdicts for f in data["findings"]] == [True] * 4
     seen = browser.render(page)
     assert seen.title == "synthmix study report"
     assert len(seen.images) == len(list((sweep / "report" / "figures").glob("*.png"))) >= 7

@@ -310,6 +310,7 @@ def size_steps(groups: dict[Group, list[Run]], analysed: list[dict[str, Any]], t
             point = interpolate(_mean_over_tasks(g, shared, "score"), at)
             if point is not None and at_ratio:
                 points.append((g, point, np.asarray(at_ratio)))
+        members_of = {g["label"]: members for g, members in sized}
         steps = []
         for (a, pa, da), (b, pb, db) in zip(points, points[1:]):
             n = min(len(da), len(db))
@@ -318,10 +319,45 @@ def size_steps(groups: dict[Group, list[Run]], analysed: list[dict[str, Any]], t
                 "smaller": a["label"], "larger": b["label"], "parameters": [a["parameters"], b["parameters"]],
                 "change": [pa, pb], "change_ci": [interval95(da), interval95(db)],
                 "difference": pb - pa, "difference_ci": interval95(diff), "tasks": shared,
+                "competence": competence_step(members_of[a["label"]], members_of[b["label"]], shared),
             })
         if steps:
             out[mode_key(mode, setting)] = steps
     return out
+
+
+def competence(runs: list[Run], tasks: list[str]) -> dict[str, float] | None:
+    """A size's iteration-0 score, the task mean over `tasks`, mean over seeds, with its standard error.
+
+    Iteration 0 (phase 0: the base fine-tuned on external data only) depends on the seed, not on
+    the ratio, so each seed counts once (its ratio-0 run where there is one). The standard error
+    adds the seeds' spread (sd / sqrt(seeds)) and the test items' (each run's `score_se`, the task
+    mean's: sqrt(sum of squares) / tasks): the seeds share one test set, so averaging them does not
+    shrink the items' part."""
+    per_seed: dict[int, Run] = {}
+    for r in sorted(runs, key=lambda r: r.ratio):
+        if all(t in r.metrics.get(0, {}) and "score" in r.metrics[0][t] for t in tasks):
+            per_seed.setdefault(r.seed, r)
+    if not per_seed or not tasks:
+        return None
+    means = [float(np.mean([r.metrics[0][t]["score"] for t in tasks])) for r in per_seed.values()]
+    item_ses = [math.sqrt(sum(r.metrics[0][t].get("score_se", 0.0) ** 2 for t in tasks)) / len(tasks)
+                for r in per_seed.values()]
+    n = len(means)
+    seeds_var = float(np.var(means, ddof=1)) / n if n > 1 else 0.0
+    return {"score": float(np.mean(means)), "se": math.sqrt(seeds_var + float(np.mean(item_ses)) ** 2), "seeds": n}
+
+
+def competence_step(smaller: list[Run], larger: list[Run], tasks: list[str]) -> dict[str, Any] | None:
+    """Is the larger size the more capable model? Its iteration-0 task mean minus the smaller's, with a
+    normal 95% interval. Finding 2 (the paper: larger, more capable models are more robust) is only
+    testable where this interval lies above zero: sizes that differ in parameters but not in what
+    they can do test nothing about capability."""
+    a, b = competence(smaller, tasks), competence(larger, tasks)
+    if a is None or b is None:
+        return None
+    d, se = b["score"] - a["score"], math.hypot(a["se"], b["se"])
+    return {"smaller": a, "larger": b, "difference": d, "difference_ci": (d - 1.96 * se, d + 1.96 * se)}
 
 
 #: the params of quality control (synthmix.quality) the comparison sets side by side
@@ -467,7 +503,22 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
             f"larger minus smaller {pct(st['difference'])} {_ci_text(st['difference_ci'])}" for st in steps)
         if fit:
             measured += f"; safe ratio = {fit['intercept']:.3f} {fit['slope_per_decade']:+.3f} x log10(params) ({fit['points']} points)"
-        if any(hi < 0 for _, hi in cis):
+        # the premise: the larger size is the more capable model at iteration 0, beyond its interval
+        unresolved = [st for st in steps if st.get("competence") and st["competence"]["difference_ci"][0] <= 0]
+        if unresolved:
+            why = "; ".join(
+                f"{st['larger']} scores {st['competence']['larger']['score']:.3f} at iteration 0 against "
+                f"{st['smaller']}'s {st['competence']['smaller']['score']:.3f} (task mean; difference "
+                f"{st['competence']['difference']:+.3f} [{st['competence']['difference_ci'][0]:+.3f}, "
+                f"{st['competence']['difference_ci'][1]:+.3f}])" for st in unresolved)
+            verdict = _verdict(
+                "not testable here",
+                f"the larger size is not the more capable model: {why}. The paper's sizes differ in capability; "
+                f"these differ in parameters only, so their robustness says nothing about capability. What the "
+                f"runs measured: {measured}",
+                "a size step whose larger model scores higher at iteration 0, beyond its interval (a corpus with "
+                "more to learn than the smaller size can hold, or fine-tuning params tuned per size)")
+        elif any(hi < 0 for _, hi in cis):
             verdict = _verdict("does not hold", measured + " (a larger model lost more, beyond its interval)")
         elif all(lo > 0 for lo, _ in cis) and any(st["difference"] >= s.tolerance for st in steps):
             verdict = _verdict("holds", measured)

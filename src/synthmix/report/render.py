@@ -57,6 +57,15 @@ def _interval(ci: Any) -> str:
     return "—" if not ci else f"[{100 * ci[0]:+.1f}%, {100 * ci[1]:+.1f}%]"
 
 
+def _competence_text(c: dict[str, Any] | None) -> str:
+    """A size step's iteration-0 task means and their difference with its 95% interval."""
+    if not c:
+        return "—"
+    lo, hi = c["difference_ci"]
+    return (f"{c['smaller']['score']:.3f} ± {c['smaller']['se']:.3f}, {c['larger']['score']:.3f} ± "
+            f"{c['larger']['se']:.3f} ({c['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}])")
+
+
 def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Section]:
     s = result["settings"]
     tasks = result["tasks"]
@@ -124,7 +133,8 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
                 fit_rows.append([mode, t, f"{f['intercept']:.3f}", f"{f['slope_per_decade']:+.3f}", _fmt(f["r2"]), f["points"]])
     step_rows = [[mode, f"{st['smaller']} -> {st['larger']}", f"{_pct(st['change'][0])} {_interval(st['change_ci'][0])}",
                    f"{_pct(st['change'][1])} {_interval(st['change_ci'][1])}",
-                   f"{_pct(st['difference'])} {_interval(st['difference_ci'])}", len(st["tasks"])]
+                   f"{_pct(st['difference'])} {_interval(st['difference_ci'])}", _competence_text(st.get("competence")),
+                   len(st["tasks"])]
                   for mode, steps in result.get("size_steps", {}).items() for st in steps]
     at = s.get("size_ratio", 0.3)
     out.append(Section(
@@ -133,11 +143,14 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
         f"(final iteration); 95% interval from {s['bootstrap_samples']} bootstrap resamples of the seeds. "
         f"Paper: {PAPER['safe_ratio']}."
         + (f" Size steps (last table): each size against the next smaller one, the task mean of the relative change "
-           f"at {at:.0%} with 95% intervals; finding 2 is judged on the difference's interval." if step_rows else ""),
+           f"at {at:.0%} with 95% intervals; finding 2 is judged on the difference's interval, where the larger size "
+           f"is the more capable one (its iteration-0 task mean above the smaller's, beyond the interval; else the "
+           f"finding is not testable here)." if step_rows else ""),
         [(["group", "parameters", "task", "safe ratio", "95% CI", "note"], safe_rows)]
         + ([(["mix mode / setting", "task", "intercept", "slope per decade of params", "R²", "points"], fit_rows)] if fit_rows else [])
         + ([(["mix mode / setting", "sizes", f"smaller: change at {at:.0%}", f"larger: change at {at:.0%}",
-              "larger minus smaller (> 0: lost less)", "tasks"], step_rows)] if step_rows else []),
+              "larger minus smaller (> 0: lost less)", "iteration-0 score: smaller, larger (larger minus smaller)",
+              "tasks"], step_rows)] if step_rows else []),
         ["safe_vs_size"],
     ))
     lead_rows = []
