@@ -104,3 +104,25 @@ def test_dvc_plots_of_the_sweep_render_offline_in_chromium(sweep):
     seen = browser.render(sweep / "plots_html" / "index.html")
     assert len(seen.vega) >= 4  # score, ECE, Self-BLEU, Distinct-2 curves at least
     assert seen.broken == [] and seen.console_errors == [], (seen.broken, seen.console_errors)
+
+
+def test_the_sweep_archived_is_reported_the_same_from_a_clone_that_holds_none_of_its_experiments(sweep, tmp_path):
+    """`--archive` writes the sweep's runs as records; a clone with no experiment refs and an empty
+    DVC cache reports on those records alone with the same numbers (per-item intervals included)."""
+    import shutil
+
+    sh(sweep, "synthmix", "report", "--out", "from_dvc", "--bootstrap", "200", "--archive", "archive")
+    assert len(list((sweep / "archive").glob("*.json.gz"))) == 4
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(sweep), str(clone)], check=True)
+    shown = json.loads(sh(clone, "dvc", "exp", "show", "--json", "--all-commits").stdout)
+    assert not any(c.get("experiments") for c in shown)  # git clone brings no refs/exps, no DVC cache
+    missing = sh(clone, "synthmix", "report", "--out", "r", check=False)
+    assert missing.returncode != 0 and "no finished experiment" in missing.stderr + missing.stdout
+    shutil.copytree(sweep / "archive", clone / "archive")  # as if committed with the code
+    sh(clone, "synthmix", "report", "--out", "from_records", "--bootstrap", "200", "--from-archive", "archive")
+    direct = json.loads((sweep / "from_dvc" / "report.json").read_text())
+    records = json.loads((clone / "from_records" / "report.json").read_text())
+    assert sorted(r["name"] for r in records["runs"]) == sorted(r["name"] for r in direct["runs"])
+    for key in ("findings", "groups", "size_fit", "size_steps", "gate"):
+        assert records[key] == direct[key], key

@@ -143,6 +143,13 @@ VERBS: dict[str, Verb] = {verb.name: verb for verb in (
             Option(("--tolerance",), {"type": float, "help": "relative score tolerance for 'safe' (default: report.tolerance)"}),
             Option(("--at-ratio",), {"type": float, "help": "ratio for task sensitivity (default: report.sensitivity_ratio)"}),
             Option(("--bootstrap",), {"type": int, "help": "bootstrap resamples (default: report.bootstrap_samples)"}),
+            Option(("--archive",), {"dest": "archive_dir", "metavar": "DIR",
+                                    "help": "also write every experiment reported on into DIR (relative to --repo), one "
+                                            "<name>.json.gz record each, with its per-item scores: commit them to keep "
+                                            "the results after the experiments leave the DVC cache"}),
+            Option(("--from-archive",), {"action": "append", "metavar": "DIR",
+                                         "help": "add the records in DIR (written by --archive) to the experiments DVC "
+                                                 "holds; the newest of a run held twice is kept (repeatable)"}),
         ),
     ),
     Verb(

@@ -193,11 +193,27 @@ def collect(shown: list[dict[str, Any]]) -> Collection:
         if isinstance(run, str):
             skipped[name] = run
             continue
-        key = identity(run)
-        if key not in runs or run.created > runs[key].created:
-            runs[key] = run
-    ordered = sorted(runs.values(), key=lambda r: (r.model, r.mix_mode, r.ratio, r.seed, r.name))
-    return Collection(runs=ordered, skipped=skipped)
+        _keep_newest(runs, run)
+    return Collection(runs=_ordered(runs), skipped=skipped)
+
+
+def _keep_newest(runs: dict[str, Run], run: Run) -> None:
+    key = identity(run)
+    if key not in runs or run.created > runs[key].created:
+        runs[key] = run
+
+
+def _ordered(runs: dict[str, Run]) -> list[Run]:
+    return sorted(runs.values(), key=lambda r: (r.model, r.mix_mode, r.ratio, r.seed, r.name))
+
+
+def merge(found: Collection, archived: list[Run]) -> Collection:
+    """`found` (read through DVC) with archived runs (synthmix.report.archive) added: one run per
+    distinct experiment, the newest of the two where both hold it."""
+    runs: dict[str, Run] = {}
+    for run in [*found.runs, *archived]:
+        _keep_newest(runs, run)
+    return Collection(runs=_ordered(runs), skipped=found.skipped)
 
 
 def load_items(runs: list[Run], repo: str = ".") -> int:
