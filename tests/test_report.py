@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 
 import pytest
 
-from synthmix.report import analysis, build, collect, render
+from synthmix.report import analysis, archive, build, collect, render
 from synthmix.report.collect import Run
 
 TASKS = ["math", "factual", "reading", "code"]
@@ -471,8 +472,6 @@ def test_the_report_shows_the_control_section():
 
 
 def test_an_archived_run_reads_back_equal_with_its_items_and_the_same_bytes(tmp_path):
-    from synthmix.report import archive
-
     run = _with_items(make_run("tiny", 0.3, 1, {"math": -0.2}, iterations=2), 50, {0: 0.6, 1: 0.5, 2: 0.4}, 1)
     run.synthetic_accuracy = {1: {"math": 0.7}}
     run.malformed = {1: {"math": 0.0}}
@@ -485,10 +484,6 @@ def test_an_archived_run_reads_back_equal_with_its_items_and_the_same_bytes(tmp_
 
 
 def test_a_bad_record_is_named_with_what_is_wrong(tmp_path):
-    import gzip
-
-    from synthmix.report import archive
-
     (tmp_path / "a.json.gz").write_bytes(b"not gzip")
     with pytest.raises(archive.ArchiveError, match=r"a\.json\.gz: not a gzipped JSON record"):
         archive.read(tmp_path)
@@ -505,8 +500,6 @@ def test_a_bad_record_is_named_with_what_is_wrong(tmp_path):
 def test_a_report_from_records_alone_equals_the_report_from_dvc(tmp_path):
     """A sweep archived in two pieces and reported on from the records only gives the same numbers
     as the report on the experiments themselves, paired-bootstrap intervals included."""
-    from synthmix.report import archive
-
     runs = [_with_items(make_run("tiny", r, s, {"math": -0.2}, iterations=2), 200,
                         {0: 0.6, 1: 0.6 - r * 0.2, 2: 0.6 - r * 0.4}, s)
             for r in (0.0, 0.2, 0.5) for s in (0, 1)]

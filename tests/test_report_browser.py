@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -109,8 +110,6 @@ def test_dvc_plots_of_the_sweep_render_offline_in_chromium(sweep):
 def test_the_sweep_archived_is_reported_the_same_from_a_clone_that_holds_none_of_its_experiments(sweep, tmp_path):
     """`--archive` writes the sweep's runs as records; a clone with no experiment refs and an empty
     DVC cache reports on those records alone with the same numbers (per-item intervals included)."""
-    import shutil
-
     sh(sweep, "synthmix", "report", "--out", "from_dvc", "--bootstrap", "200", "--archive", "archive")
     assert len(list((sweep / "archive").glob("*.json.gz"))) == 4
     clone = tmp_path / "clone"

@@ -31,6 +31,9 @@ FORMAT = 1
 SUFFIX = ".json.gz"
 #: Run fields whose keys are iterations (JSON turns them into strings)
 _BY_ITERATION = ("metrics", "gate", "malformed", "synthetic_accuracy", "items")
+_FIELDS = {f.name for f in dataclasses.fields(Run)}
+_REQUIRED = {f.name for f in dataclasses.fields(Run)
+             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
 
 
 class ArchiveError(ValueError):
@@ -59,10 +62,7 @@ def loads(data: bytes, source: str = "<record>") -> Run:
         found = record.get("format") if isinstance(record, dict) else type(record).__name__
         raise ArchiveError(f"{source}: record format {found!r}, this synthmix reads format {FORMAT}")
     fields: dict[str, Any] = dict(record.get("run") or {})
-    names = {f.name for f in dataclasses.fields(Run)}
-    required = {f.name for f in dataclasses.fields(Run)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-    missing, unknown = sorted(required - fields.keys()), sorted(fields.keys() - names)
+    missing, unknown = sorted(_REQUIRED - fields.keys()), sorted(fields.keys() - _FIELDS)
     if missing or unknown:
         raise ArchiveError(f"{source}: missing fields {missing}, unknown fields {unknown}")
     try:
