@@ -384,6 +384,33 @@ def test_paired_items_make_a_shared_drop_tight():
     assert lo <= -0.05 <= hi and hi - lo < 0.04  # unpaired, two scores' SEs (~0.016 each) would span ~0.1
 
 
+def test_a_ratio_run_with_fewer_seeds_does_not_narrow_the_others_intervals():
+    """An unbalanced sweep: ratio 0.2 lacks seed 2, whose 50% run fell far more than seeds 0 and
+    1's. Each ratio's point estimate is over the seeds it shares with ratio 0, so its interval must
+    resample those seeds too: 0.5's interval holds its three-seed estimate (resampling only the
+    seeds every ratio has, 0 and 1, it would lie around -5% and exclude it), 0.2's rests on its
+    two seeds, and a balanced sweep's draws are unchanged by the grouping."""
+    falls = {(0.5, 0): 0.95, (0.5, 1): 0.95, (0.5, 2): 0.6, (0.2, 0): 0.98, (0.2, 1): 0.98}
+    runs = []
+    for ratio, seeds in ((0.0, (0, 1, 2)), (0.2, (0, 1)), (0.5, (0, 1, 2))):
+        for sd in seeds:
+            acc = 0.6 * falls.get((ratio, sd), 1.0)
+            runs.append(_with_items(make_run("tiny", ratio, sd, {}), 1000, {0: 0.6, 1: acc, 2: acc}, seed_offset=sd))
+    point = analysis.paired_relative(analysis.seed_values(runs, 2, "math", "score"))
+    assert point[0.5] < -0.15 and abs(point[0.2] + 0.02) < 0.005
+    ci, how = analysis.relative_intervals(runs, 2, "math", 400)
+    assert how == "items and seeds"
+    for ratio in (0.2, 0.5):
+        lo, hi = ci[ratio]
+        assert lo <= point[ratio] <= hi, (ratio, point[ratio], ci[ratio])
+    assert ci[0.5][0] < -0.3  # seed 2's -40% is among the draws
+    assert ci[0.2][0] > -0.05  # 0.2 never draws seed 2
+    # a balanced sweep is one group: the same draws with or without the unbalanced ratio's runs
+    balanced = [r for r in runs if r.ratio != 0.2]
+    draws, _ = analysis.paired_draws(balanced, 2, "math", 50)
+    assert all(set(d) == {0.0, 0.5} for d in draws) and len(draws) == 50
+
+
 def test_an_unresolved_low_ratio_makes_finding_1_inconclusive_with_the_resolvable_effect():
     runs = grid({"tiny": {t: -0.01 for t in TASKS}}, seeds=(0,))
     for run in runs:

@@ -69,8 +69,8 @@ def bootstrap_safe_ratio(
     runs: list[Run], iteration: int, task: str, tolerance: float, samples: int, seed: int = 0
 ) -> tuple[float, float] | None:
     """95% percentile interval of the safe ratio over `paired_draws` (items and seeds resampled,
-    the same draw for every ratio, keeping the comparison paired); None when nothing can be
-    resampled (one seed and no per-item scores)."""
+    the same draw for the ratios run with the same seeds, keeping the comparison paired); None when
+    nothing can be resampled (one seed and no per-item scores)."""
     return safe_interval(paired_draws(runs, iteration, task, samples, seed)[0], tolerance)
 
 
@@ -94,12 +94,15 @@ def paired_draws(
     """Bootstrap draws of ratio -> relative score change against ratio 0 (the paired estimate of
     `paired_relative`), and what was resampled.
 
-    A paired bootstrap: each draw resamples the seeds shared by every ratio (with replacement) and,
-    within each drawn seed, its test items (with replacement), the same item indices for every
-    ratio, since a seed's runs score the same test set. The variance of a comparison then comes
-    from the items and the seeds it rests on, not from the spread of scores between them. Where a
-    run's per-item scores are not available (predictions not in the local cache), the seeds alone
-    are resampled ("seeds"); with one seed and items, the items alone ("items")."""
+    A paired bootstrap: each draw resamples the seeds a ratio shares with ratio 0 (with
+    replacement) and, within each drawn seed, its test items (with replacement), the same item
+    indices for the ratio and ratio 0, since a seed's runs score the same test set. The variance
+    of a comparison then comes from the items and the seeds it rests on, not from the spread of
+    scores between them. Ratios run with the same seeds are drawn together (a balanced sweep is
+    one such group); a ratio run with fewer seeds is resampled over its own, as its point estimate
+    is computed over its own. Where a run's per-item scores are not available (predictions not in
+    the local cache), the seeds alone are resampled ("seeds"); with one seed and items, the items
+    alone ("items")."""
     return paired_mean_draws(runs, iteration, [task], samples, seed)
 
 
@@ -122,40 +125,53 @@ def paired_mean_draws(
     ratios = sorted(set.intersection(*(set(b) for b in per_task.values())))
     if 0.0 not in ratios or len(ratios) < 2:
         return [], "none"
-    shared = sorted(set.intersection(*(set(b[ratio]) for b in per_task.values() for ratio in ratios)))
-    if not shared:
-        return [], "none"
-    got = {task: {ratio: {sd: by_ratio[ratio][sd].items.get(iteration, {}).get(task) for sd in shared}
+    # the ratios that share their seeds with ratio 0, grouped by those seeds
+    groups: dict[tuple[int, ...], list[float]] = defaultdict(list)
+    for ratio in ratios[1:]:
+        seeds = sorted(set.intersection(*(set(b[ratio]) & set(b[0.0]) for b in per_task.values())))
+        if seeds:
+            groups[tuple(seeds)].append(ratio)
+    got = {task: {ratio: {sd: r.items.get(iteration, {}).get(task) for sd, r in by_ratio[ratio].items()}
                   for ratio in ratios} for task, by_ratio in per_task.items()}
-    with_items = all(v is not None for a in got.values() for r in a.values() for v in r.values())
-    arrays = {task: {ratio: {sd: np.asarray(v, dtype=float) for sd, v in r.items()} for ratio, r in a.items()}
-              for task, a in got.items()} if with_items else {}
-    if with_items:  # every ratio of a seed scored the same items
-        with_items = all(len({len(a[r][sd]) for r in ratios}) == 1 for a in arrays.values() for sd in shared)
-    if not with_items and len(shared) < 2:
+    # every run of the groups has its items, and a seed's runs scored the same number of them
+    with_items = bool(groups) and all(
+        got[t][ratio][sd] is not None and len(got[t][ratio][sd]) == len(got[t][0.0][sd] or ())
+        for shared, members in groups.items() for ratio in members for sd in shared for t in tasks)
+    if not with_items:  # seeds alone: a group of one seed has nothing to resample
+        groups = defaultdict(list, {shared: members for shared, members in groups.items() if len(shared) > 1})
+    if not groups:
         return [], "none"
+    arrays = {task: {ratio: {sd: np.asarray(v, dtype=float) for sd, v in r.items() if v is not None}
+                     for ratio, r in a.items()} for task, a in got.items()} if with_items else {}
     rng = np.random.default_rng(seed)
     by_seed = None if with_items else {task: seed_values(runs, iteration, task, "score") for task in tasks}
     draws: list[dict[float, float]] = []
     for _ in range(samples):
-        picked = list(rng.choice(shared, size=len(shared), replace=True)) if len(shared) > 1 else shared
-        if with_items:
-            means: dict[str, dict[float, list[float]]] = {task: defaultdict(list) for task in tasks}
-            for sd in picked:
-                for task in tasks:
-                    n = len(arrays[task][0.0][sd])
-                    idx = rng.integers(0, n, size=n)
-                    for ratio in ratios:
-                        means[task][ratio].append(float(arrays[task][ratio][sd][idx].mean()))
-            zeros = {task: float(np.mean(means[task][0.0])) for task in tasks}
-            if all(zeros.values()):
-                draws.append({ratio: float(np.mean([float(np.mean(means[task][ratio])) / zeros[task] - 1
-                                                    for task in tasks])) for ratio in ratios})
-        else:
-            rel = [paired_relative(by_seed[task], picked) for task in tasks]
-            common = set.intersection(*(set(x) for x in rel))
-            draws.append({ratio: float(np.mean([x[ratio] for x in rel])) for ratio in sorted(common)})
-    how = ("items" if len(shared) == 1 else "items and seeds") if with_items else "seeds"
+        draw: dict[float, float] = {}
+        for shared, members in groups.items():
+            picked = list(rng.choice(shared, size=len(shared), replace=True)) if len(shared) > 1 else list(shared)
+            group = [0.0, *members]
+            if with_items:
+                means: dict[str, dict[float, list[float]]] = {task: defaultdict(list) for task in tasks}
+                for sd in picked:
+                    for task in tasks:
+                        n = len(arrays[task][0.0][sd])
+                        idx = rng.integers(0, n, size=n)
+                        for ratio in group:
+                            means[task][ratio].append(float(arrays[task][ratio][sd][idx].mean()))
+                zeros = {task: float(np.mean(means[task][0.0])) for task in tasks}
+                if not all(zeros.values()):
+                    continue
+                draw.update({ratio: float(np.mean([float(np.mean(means[task][ratio])) / zeros[task] - 1
+                                                   for task in tasks])) for ratio in group})
+            else:
+                rel = [paired_relative({r: by_seed[task][r] for r in group}, picked) for task in tasks]
+                common = set.intersection(*(set(x) for x in rel))
+                draw.update({ratio: float(np.mean([x[ratio] for x in rel])) for ratio in sorted(common)})
+        if draw:
+            draws.append(dict(sorted(draw.items())))
+    most = max(len(shared) for shared in groups)
+    how = ("items" if most == 1 else "items and seeds") if with_items else "seeds"
     return draws, how
 
 
