@@ -548,6 +548,17 @@ def test_a_report_from_records_alone_equals_the_report_from_dvc(tmp_path):
     assert len(from_records["runs"]) == len(runs)
 
 
+def test_the_workspace_is_reported_on_but_not_archived(tmp_path):
+    """The workspace row (uncommitted, perhaps an experiment still running in it) is in the report
+    but gets no record: a record stands for a finished, named experiment."""
+    runs = [make_run("tiny", r, 0, {"math": -0.2}, iterations=1) for r in (0.0, 0.5)]
+    runs[1].rev, runs[1].name = "workspace", "workspace"
+    written = build([], tmp_path / "report", analysis.Settings(bootstrap_samples=20), archived=runs,
+                    archive_to=tmp_path / "records")
+    assert len(json.loads(written["json"].read_text())["runs"]) == 2
+    assert [r.name for r in archive.read(tmp_path / "records")] == [runs[0].name]
+
+
 def test_merge_keeps_the_newest_of_a_run_held_by_dvc_and_by_a_record():
     old = make_run("tiny", 0.5, 0, {"math": 0.5}, iterations=1)
     old.created = "2020-01-01T00:00:00"

@@ -28,7 +28,7 @@ def build(shown: list[dict], out: Path, settings: analysis.Settings, repo: str |
     """Analyse an `exp show --json` listing and write the report into `out`; kind -> path. With
     `repo`, each run's per-item test scores are read through DVC for the paired bootstrap.
     `archived` runs (records read back) are added, the newest of a run held twice kept; with
-    `archive_to`, every run reported on is written there as a record."""
+    `archive_to`, every run reported on but the workspace is written there as a record."""
     found = collect.collect(shown)
     if repo is not None and found.runs:
         with_items = collect.load_items(found.runs, repo)  # DVC's runs only: records carry their items
@@ -40,8 +40,12 @@ def build(shown: list[dict], out: Path, settings: analysis.Settings, repo: str |
         reasons = found.skipped_summary() or "no rows at all"
         raise SystemExit(f"synthmix report: no finished experiment to report on ({reasons})")
     if archive_to is not None:
-        written = archive.write(found.runs, archive_to)
-        print(f"archived {len(written)} experiments in {archive_to}")
+        # the workspace is no experiment: uncommitted, named by no commit, and possibly mid-run
+        kept = [r for r in found.runs if r.rev != "workspace"]
+        written = archive.write(kept, archive_to)
+        print(f"archived {len(written)} experiments in {archive_to}"
+              + ("; not the workspace (commit it, or run it with `dvc exp run`, to archive it)"
+                 if len(kept) < len(found.runs) else ""))
     result = analysis.analyse(found.runs, settings)
     result["runs"] = [
         {"name": r.name, "rev": r.rev, "model": r.model, "ratio": r.ratio, "seed": r.seed, "mix_mode": r.mix_mode,
