@@ -186,25 +186,30 @@ def test_the_key_follows_what_a_child_would_inherit_stale():
 
 def test_a_long_first_stage_run_in_its_caller_restarts_the_zygotes_idle_clock(study):
     """The first heavy stage runs in its caller while the zygote imports; when it ends (here: a
-    pretrain interrupted 3 s after the zygote serves) it pings the zygote, so a zygote that would
-    idle out during a long first stage (train: minutes) is still there for the next stage."""
+    pretrain interrupted 3 s after the zygote serves and the stage began) it pings the zygote, so a
+    zygote that would idle out during a long first stage (train: minutes) is still there for the
+    next stage."""
     runtime = Path(tempfile.mkdtemp(prefix="zg-", dir="/tmp"))
     idle = 10
     env = _env(runtime, SYNTHMIX_ZYGOTE_IDLE=str(idle))
     try:
         # SIGINT at its default (a pytest-xdist worker ignores it, and so would its children):
         # Python then turns it into KeyboardInterrupt
-        caller = subprocess.Popen(["synthmix", "pretrain", "--size", "tiny"], cwd=study, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        deadline = time.time() + 120
-        while "serving" not in _log(runtime):
-            assert time.time() < deadline and caller.poll() is None, _log(runtime)
+        err_path = study / "caller.err"
+        with err_path.open("w") as err_file:
+            caller = subprocess.Popen(["synthmix", "pretrain", "--size", "tiny"], cwd=study, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=err_file,
+                                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # the zygote serves, and the caller is inside the verb (its corpus built: on a loaded
+        # machine its imports alone can outlast a fixed wait, and a SIGINT there is no verb's)
+        deadline = time.time() + 300
+        while "serving" not in _log(runtime) or "pretrain tiny:" not in err_path.read_text():
+            assert time.time() < deadline and caller.poll() is None, (_log(runtime), err_path.read_text()[-2000:])
             time.sleep(0.1)
         time.sleep(3)
         caller.send_signal(signal.SIGINT)  # in-process: KeyboardInterrupt, exit 130, then the ping
-        _, err = caller.communicate(timeout=60)
-        assert caller.returncode == 130, err[-2000:]
+        caller.wait(timeout=60)
+        assert caller.returncode == 130, err_path.read_text()[-2000:]
         deadline = time.time() + idle + 30
         while "idle: exiting" not in _log(runtime):
             assert time.time() < deadline, _log(runtime)
