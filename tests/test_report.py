@@ -61,6 +61,24 @@ def test_bootstrap_interval_brackets_the_estimate_and_collapses_without_noise():
     assert lo <= point[0] <= hi
 
 
+def test_the_size_fit_reads_every_size_on_the_ratios_all_sizes_ran():
+    """Tiny run at 0-0.5, small at 0 and 0.3 only, both losing the same -2% per 0.1 on math and
+    nothing elsewhere. On its own grid tiny is safe to 0.1 on math and 0.5 elsewhere, small to 0
+    and 0.3, which a fit would call less robust with size. On the ratios both ran the two sizes
+    are equally safe, and the fit is flat."""
+    runs = grid({"tiny": {"math": -0.1}}) + grid({"small": {"math": -0.1}}, ratios=(0.0, 0.3))
+    result = analysis.analyse(runs, analysis.Settings(bootstrap_samples=20))
+    (fit,) = result["size_fit"].values()
+    assert fit["ratios"] == [0.0, 0.3]
+    assert [r for _, r in fit["per_task"]["math"]["points"]] == [0.0, 0.0]
+    assert [r for _, r in fit["per_task"]["code"]["points"]] == [0.3, 0.3]
+    assert abs(fit["pooled"]["slope_per_decade"]) < 1e-9
+    tiny = next(g for g in result["groups"] if g["model"] == "tiny")
+    assert tiny["safe"]["math"][2]["ratio"] == 0.1  # the per-size table keeps its own grid
+    f2 = result["findings"][1]
+    assert "on the ratios every size ran: 0, 0.3" in f2["measured"]
+
+
 def test_relative_change_is_paired_by_seed():
     # seed 1 scores higher everywhere; ratio 0.5 was only run with seed 0: unpaired means would
     # report a drop that is only seed 1 missing

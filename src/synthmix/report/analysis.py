@@ -251,7 +251,7 @@ def analyse(runs: list[Run], settings: Settings) -> dict[str, Any]:
                                   if r.synthetic_accuracy.get(it, {}).get(t) is not None])
                      for ratio, rs in _by(members).items()} for it in its if it >= 1} for t in tasks}
         out["groups"].append(g)
-    out["size_fit"] = size_fits(out["groups"], tasks)
+    out["size_fit"] = size_fits(out["groups"], tasks, settings.tolerance)
     out["size_steps"] = size_steps(groups, out["groups"], tasks, settings.size_ratio, settings.bootstrap_samples)
     out["mix_modes"] = mix_mode_comparison(out["groups"], tasks)
     out["quality_control"] = filter_comparison(groups, out["groups"], tasks)
@@ -265,24 +265,35 @@ def mode_key(mode: str, setting: str) -> str:
     return " / ".join([mode] + ([setting] if setting else []))
 
 
-def size_fits(groups: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
+def size_fits(groups: list[dict[str, Any]], tasks: list[str], tolerance: float) -> dict[str, Any]:
     """Safe ratio (final iteration) against log10(parameters), per task and pooled, for each mix mode
     and setting run at two or more sizes (a verified tiny beside an unfiltered small is no size
-    trend). Keyed by the mix mode, with the setting after it where settings vary."""
+    trend). Keyed by the mix mode, with the setting after it where settings vary.
+
+    Each size's safe ratio is read on the ratios every size ran (`ratios`): a size run at 0 and 0.3
+    can only be safe to 0 or 0.3, so one run at 0-0.5 in steps of 0.1 would otherwise be read on a
+    finer grid, and the fit would compare grids, not sizes."""
     fits: dict[str, Any] = {}
     for mode, setting in sorted({(g["mix_mode"], g["setting"]) for g in groups}):
         members = [g for g in groups if g["mix_mode"] == mode and g["setting"] == setting]
         if len({g["parameters"] for g in members}) < 2:
             continue
+        common = sorted(set.intersection(*(set(g["ratios"]) for g in members)))
+        if 0.0 not in common or len(common) < 2:
+            continue
         per_task, pooled = {}, []
         for t in tasks:
-            pts = [(g["parameters"], g["safe"][t][g["final_iteration"]]["ratio"]) for g in members
-                   if g["safe"][t].get(g["final_iteration"])]
+            pts = []
+            for g in members:
+                rel = g["relative"]["score"][t].get(g["final_iteration"], {})
+                got = safe_ratio({r: rel[r] for r in common if r in rel}, tolerance)
+                if got is not None:
+                    pts.append((g["parameters"], got[0]))
             pooled += pts
             per_task[t] = {"points": pts, "fit": fit_log_size(pts)}
         key = mode_key(mode, setting)
         fits[key] = {"mix_mode": mode, "setting": setting, "paper_setting": all(g["paper_setting"] for g in members),
-                     "per_task": per_task, "pooled": fit_log_size(pooled)}
+                     "ratios": common, "per_task": per_task, "pooled": fit_log_size(pooled)}
     return fits
 
 
@@ -489,8 +500,9 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
     sizes = lambda x: len({g["parameters"] for g in groups if g["setting"] == x})  # noqa: E731
     setting = max(sorted({g["setting"] for g in groups}), key=sizes, default="")
     steps = result.get("size_steps", {}).get(mode_key("replace", setting), [])
-    fit = next((f["pooled"] for f in result["size_fit"].values()
-                if f["mix_mode"] == "replace" and f["setting"] == setting), None)
+    fitted = next((f for f in result["size_fit"].values()
+                   if f["mix_mode"] == "replace" and f["setting"] == setting), None)
+    fit = fitted["pooled"] if fitted else None
     at = s.size_ratio
     if not steps:
         verdict = _verdict("not enough experiments", f"fewer than two model sizes with ratios spanning 0-{at:g}",
@@ -502,7 +514,9 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
             f"{pct(st['change'][1])} {_ci_text(st['change_ci'][1])} at {at:.0%} (task mean, final iteration): "
             f"larger minus smaller {pct(st['difference'])} {_ci_text(st['difference_ci'])}" for st in steps)
         if fit:
-            measured += f"; safe ratio = {fit['intercept']:.3f} {fit['slope_per_decade']:+.3f} x log10(params) ({fit['points']} points)"
+            grid = ", ".join(f"{r:g}" for r in fitted.get("ratios", []))
+            measured += (f"; safe ratio = {fit['intercept']:.3f} {fit['slope_per_decade']:+.3f} x log10(params) "
+                         f"({fit['points']} points, on the ratios every size ran: {grid})")
         # the premise: the larger size is the more capable model at iteration 0, beyond its interval
         unresolved = [st for st in steps if st.get("competence") and st["competence"]["difference_ci"][0] <= 0]
         if unresolved:
