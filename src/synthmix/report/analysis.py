@@ -166,6 +166,7 @@ def fit_log_size(points: list[tuple[int, float]]) -> dict[str, float] | None:
     x = np.log10([n for n, _ in points])
     y = np.asarray([s for _, s in points], dtype=float)
     b, a = np.polyfit(x, y, 1)
+    b = 0.0 if abs(b) < 1e-12 else b  # a flat fit's rounding residue, not "-0.000" per decade
     pred = a + b * x
     ss_tot = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
