@@ -515,7 +515,7 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
             f"{pct(st['change'][1])} {_ci_text(st['change_ci'][1])} at {at:.0%} (task mean, final iteration): "
             f"larger minus smaller {pct(st['difference'])} {_ci_text(st['difference_ci'])}" for st in steps)
         if fit:
-            grid = ", ".join(f"{r:g}" for r in fitted.get("ratios", []))
+            grid = ", ".join(f"{r:g}" for r in fitted["ratios"])
             measured += (f"; safe ratio = {fit['intercept']:.3f} {fit['slope_per_decade']:+.3f} x log10(params) "
                          f"({fit['points']} points, on the ratios every size ran: {grid})")
         # the premise: the larger size is the more capable model at iteration 0, beyond its interval

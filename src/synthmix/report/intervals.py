@@ -138,7 +138,7 @@ def paired_mean_draws(
         got[t][ratio][sd] is not None and len(got[t][ratio][sd]) == len(got[t][0.0][sd] or ())
         for shared, members in groups.items() for ratio in members for sd in shared for t in tasks)
     if not with_items:  # seeds alone: a group of one seed has nothing to resample
-        groups = defaultdict(list, {shared: members for shared, members in groups.items() if len(shared) > 1})
+        groups = {shared: members for shared, members in groups.items() if len(shared) > 1}
     if not groups:
         return [], "none"
     arrays = {task: {ratio: {sd: np.asarray(v, dtype=float) for sd, v in r.items() if v is not None}

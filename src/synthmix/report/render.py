@@ -143,7 +143,7 @@ def sections(result: dict[str, Any], runs_table: Table, skipped: str) -> list[Se
         f"(final iteration); 95% interval from {s['bootstrap_samples']} bootstrap resamples of the seeds. "
         f"Paper: {PAPER['safe_ratio']}."
         + (" The log-size fit reads each size's safe ratio on the ratios every size ran ("
-           + "; ".join(f"{m}: {', '.join(f'{r:g}' for r in f.get('ratios', []))}" for m, f in result["size_fit"].items())
+           + "; ".join(f"{mode}: {', '.join(f'{r:g}' for r in fit['ratios'])}" for mode, fit in result["size_fit"].items())
            + "), so a size run at fewer ratios is not compared on a coarser grid." if result["size_fit"] else "")
         + (f" Size steps (last table): each size against the next smaller one, the task mean of the relative change "
            f"at {at:.0%} with 95% intervals; finding 2 is judged on the difference's interval, where the larger size "
