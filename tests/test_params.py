@@ -111,3 +111,19 @@ def test_generation_budgets_default_to_the_family_and_the_paper_profile_raises_t
     assert budgets["math"] >= 256 and budgets["code"] >= 256
     # HumanEval's longest canonical body (864 characters) fits at under 3 characters a token
     assert budgets["code"] * 2.5 > 864
+
+
+def test_phase_0_tracks_every_train_key_it_reads_and_none_it_does_not():
+    """baseline_train lists train's keys one by one, leaving out those only iterations 1+ read (a
+    sweep of `train.init` or `train.later_learning_rate` reuses phase 0) and `checkpoint_every`
+    (where a killed run resumes from). A new TrainParams field must be listed or left out here on
+    purpose, or phase 0 would not rerun when it changes."""
+    from synthmix.params import TrainParams
+
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["baseline_train"]
+    listed = {p.removeprefix("train.") for p in stage["params"] if p.startswith("train.")}
+    assert "train" not in stage["params"]
+    iteration_only = {"init", "later_learning_rate", "checkpoint_every"}
+    assert listed == set(TrainParams.model_fields) - iteration_only
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    assert listed <= set(shipped), "dvc fails on a listed key params.yaml lacks"

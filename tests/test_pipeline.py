@@ -319,3 +319,17 @@ def test_a_new_seed_or_ratio_never_retrains_the_base(study, tmp_path):
     params["pretrain"] = {**params["pretrain"], "seed": 1}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran_stages(sh(repo, "dvc", "repro", "--dry", "pretrain").stdout) == {"pretrain"}
+
+
+def test_a_fine_tuning_schedule_for_later_iterations_reuses_phase_0(study, tmp_path):
+    """train.init and train.later_learning_rate are read from iteration 1 on: changing them reruns
+    iterations 1+ and not phase 0; a key phase 0 reads (the learning rate) reruns it."""
+    repo = copy_of(study, tmp_path)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"] = {**params["train"], "init": "previous", "later_learning_rate": 1e-4}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = ran_stages(sh(repo, "dvc", "repro", "--dry").stdout)
+    assert "train@iter1" in ran and "baseline_train" not in ran and "baseline_evaluate" not in ran, ran
+    params["train"]["learning_rate"] *= 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "baseline_train" in ran_stages(sh(repo, "dvc", "repro", "--dry").stdout)
