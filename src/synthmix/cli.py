@@ -329,10 +329,8 @@ def entry() -> int:
             code = zygote.call(argv, name)
             if code is not None:
                 return code
-            try:
+            with zygote.running_here(name):
                 return main(argv)
-            finally:
-                zygote.ping(name)
     return main(argv)
 
 

@@ -25,7 +25,8 @@ How it behaves, so a stage cannot tell the difference:
   import, a full disk) falls back to running the verb in the calling process: slower, never lost.
 - The zygote serves only its own user (the socket's directory is 0700, and each peer's uid is
   checked) and exits after `SYNTHMIX_ZYGOTE_IDLE` seconds without a request (default 300; a
-  verb that ran in its caller because the zygote was still importing counts as one when it ends).
+  verb that runs in its caller because the zygote was still importing keeps it from exiting while
+  it runs, and counts as a request when it ends).
   `SYNTHMIX_ZYGOTE=0` turns it off. Its log is beside its socket.
 
 The zygote itself never runs a tensor operation (OpenMP's thread pool does not survive a fork, see
@@ -34,6 +35,7 @@ workers.py), so each child sets up torch's threads exactly as a fresh process do
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -43,6 +45,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 #: the verbs worth a warm start (the rest start in ~0.2 s: they import no torch)
@@ -175,6 +178,42 @@ def _connect_or_start(directory: Path, name: str) -> socket.socket | None:
     if sock is None and not (directory / f"{name}.failed").exists():
         _start_server(directory, name)  # exits at once when another caller's is already starting
     return sock
+
+
+@contextlib.contextmanager
+def running_here(name: str) -> Iterator[None]:
+    """A heavy verb running in its caller, not in the zygote (which was still importing when the verb
+    started). While it runs, a mark `<name>.busy.<pid>` in the runtime directory keeps the zygote
+    from idling out: a first stage longer than the idle exit (train: minutes; the exit defaults to
+    5) would otherwise find it gone, and the next stage would start cold. When the verb ends, the
+    mark goes and `ping` restarts the idle clock."""
+    mark: Path | None = runtime_dir() / f"{name}.busy.{os.getpid()}"
+    try:
+        mark.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mark.touch()
+    except OSError:
+        mark = None
+    try:
+        yield
+    finally:
+        if mark is not None:
+            mark.unlink(missing_ok=True)
+        ping(name)
+
+
+def _busy(directory: Path, name: str) -> bool:
+    """Whether a verb of this key runs in its caller (`running_here`); marks of callers that are
+    gone (killed before they could remove theirs) are removed."""
+    busy = False
+    for mark in directory.glob(f"{name}.busy.*"):
+        try:
+            os.kill(int(mark.name.rsplit(".", 1)[1]), 0)
+            busy = True
+        except PermissionError:
+            busy = True
+        except (ValueError, ProcessLookupError):
+            mark.unlink(missing_ok=True)
+    return busy
 
 
 def ping(name: str) -> None:
@@ -401,7 +440,7 @@ def serve(directory: Path, name: str) -> int:
                         children.discard(pid)
                 except ChildProcessError:
                     children.discard(pid)
-            if children:
+            if children or _busy(directory, name):
                 last = time.monotonic()
             elif time.monotonic() - last > idle_s:
                 break
