@@ -439,6 +439,20 @@ def test_an_unresolved_low_ratio_makes_finding_1_inconclusive_with_the_resolvabl
         assert "wide" in f1["to_settle"]
 
 
+def test_finding_1_names_each_sizes_own_verdict_beside_the_combined_one():
+    """Tiny falls 6% already at 10% (does not hold); small holds within 3% up to 20% and loses 20%
+    at 30% and beyond (holds). The row's verdict is the worst, and each size's part says its own,
+    so a reader sees which size broke it."""
+    runs = grid({"tiny": {t: -0.3 for t in TASKS}, "small": {}})
+    for run in runs:
+        if run.model == "small" and run.ratio >= 0.3:
+            for t in TASKS:
+                run.metrics[2][t]["score"] *= 0.8
+    f1 = analysis.analyse(runs, analysis.Settings(bootstrap_samples=100))["findings"][0]
+    assert f1["verdict"] == "does not hold"
+    assert "tiny (does not hold): " in f1["measured"] and "small (holds): " in f1["measured"], f1["measured"]
+
+
 def test_finding_3_is_not_testable_when_every_fall_comes_at_iteration_1():
     runs = grid({"tiny": {t: -0.3 for t in TASKS}}, iterations=1)
     runs += [make_run("tiny", r, s, {t: -0.3 for t in TASKS}, iterations=1) for r in (0.0,) for s in (0, 1)]

@@ -484,7 +484,7 @@ def findings(result: dict[str, Any], s: Settings) -> list[dict[str, str]]:
         else:
             states.append("inconclusive")
             widths += [(hi - lo) / 2 for r, (lo, hi) in ci.items() if r in low + high]
-        parts.append(f"{g['label']}: {pct(rel[worst_low])} {_ci_text(ci.get(worst_low))} at {worst_low:.0%}, "
+        parts.append(f"{g['label']} ({states[-1]}): {pct(rel[worst_low])} {_ci_text(ci.get(worst_low))} at {worst_low:.0%}, "
                      f"{pct(rel[r_high])} {_ci_text(ci.get(r_high))} at {r_high:.0%} "
                      f"(slope {slope_low:+.2f} then {slope_high:+.2f} per unit ratio; intervals over {g['resampled_label']})")
     settle = "run ratios 0, 0.1, 0.2, 0.3, 0.4, 0.5 (dvc exp run --queue -S ratio=0,0.1,0.2,0.3,0.4,0.5)"

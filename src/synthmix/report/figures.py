@@ -106,15 +106,21 @@ def safe_vs_size(result: dict[str, Any], path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
     for color, (mode, fit) in zip(_colors(len(fits)), fits.items()):
-        for marker, (t, per) in zip("osD^v", fit["per_task"].items()):
+        n_tasks = len(fit["per_task"])
+        # one mode: a colour per task; several: a colour per mode. Tasks sit side by side around each
+        # size (a small shift on the log axis), so tasks with the same safe ratio do not hide each other
+        task_colors = _colors(n_tasks) if len(fits) == 1 else [color] * n_tasks
+        for k, (marker, task_color, (t, per)) in enumerate(zip("osD^v" * 4, task_colors, fit["per_task"].items())):
             if per["points"]:
                 xs, ys = zip(*per["points"])
-                ax.scatter(xs, ys, marker=marker, color=color, label=f"{t} ({mode})", alpha=0.8)
+                shift = 10 ** (0.012 * (k - (n_tasks - 1) / 2))
+                ax.scatter([x * shift for x in xs], ys, marker=marker, color=task_color, label=f"{t} ({mode})", alpha=0.85)
         pooled = fit["pooled"]
         if pooled:
             xs = np.logspace(np.log10(min(p[0] for per in fit["per_task"].values() for p in per["points"])),
                              np.log10(max(p[0] for per in fit["per_task"].values() for p in per["points"])), 20)
-            ax.plot(xs, pooled["intercept"] + pooled["slope_per_decade"] * np.log10(xs), color=color,
+            ax.plot(xs, pooled["intercept"] + pooled["slope_per_decade"] * np.log10(xs),
+                    color="0.25" if len(fits) == 1 else color,
                     label=f"fit ({mode}): {pooled['slope_per_decade']:+.3f}/decade")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
