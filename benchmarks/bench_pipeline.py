@@ -47,7 +47,12 @@ def matmul_gflops(n: int = 1024, repeats: int = 20, dtype: torch.dtype = torch.f
 
 def process_start_seconds() -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import synthmix.train, synthmix.evaluation"], check=True)
+    done = subprocess.run([sys.executable, "-c", "import synthmix.train, synthmix.evaluation"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"bench_pipeline: this Python ({sys.executable}) cannot import synthmix; install the "
+                 f"project first (`python -m pip install -e .` in its root, or README line 1).\n"
+                 + done.stderr.strip().splitlines()[-1])
     return time.perf_counter() - start
 
 
