@@ -52,7 +52,7 @@ def process_start_seconds() -> float:
     if done.returncode != 0:
         sys.exit(f"bench_pipeline: this Python ({sys.executable}) cannot import synthmix; install the "
                  f"project first (`python -m pip install -e .` in its root, or README line 1).\n"
-                 + done.stderr.strip().splitlines()[-1])
+                 + (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1])
     return time.perf_counter() - start
 
 
